@@ -64,7 +64,7 @@ type testDB struct {
 	sums map[string]string
 }
 
-func newTestDB(t *testing.T, skey, vkey string, sums map[string]string) *testDB {
+func newTestDB(t testing.TB, skey, vkey string, sums map[string]string) *testDB {
 	db := &testDB{key: vkey, sums: sums}
 	gosum := func(path, vers string) ([]byte, error) {
 		db.mu.Lock()
@@ -82,7 +82,7 @@ func newTestDB(t *testing.T, skey, vkey string, sums map[string]string) *testDB 
 	return db
 }
 
-func newKey(t *testing.T) (skey, vkey string) {
+func newKey(t testing.TB) (skey, vkey string) {
 	skey, vkey, err := note.GenerateKey(rand.Reader, "sum.test")
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +102,7 @@ func modHash(t *testing.T, gomod string) string {
 
 // writeZip writes a module zip with the given files and returns its path
 // and h1: hash.
-func writeZip(t *testing.T, path, vers string, files map[string]string) (string, string) {
+func writeZip(t testing.TB, path, vers string, files map[string]string) (string, string) {
 	t.Helper()
 	f := filepath.Join(t.TempDir(), "m.zip")
 	var buf bytes.Buffer

@@ -1,0 +1,3 @@
+// Package airlock is the root of the Airlock module; the binary is
+// cmd/airlock. This package holds only repository-wide tests.
+package airlock
