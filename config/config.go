@@ -235,10 +235,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s.policy: %q must be allow, quarantine or deny", key, p.Policy)
 		}
 	}
-	for key, d := range map[string]Duration{"go.timeout": c.Go.Timeout} {
-		if d <= 0 {
-			return fmt.Errorf("%s: must be positive", key)
-		}
+	if c.Go.Timeout <= 0 {
+		return fmt.Errorf("go.timeout: must be positive")
 	}
 	if c.Go.ListTTL < 0 {
 		return fmt.Errorf("go.list_ttl: must not be negative")

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/airlock-proxy/airlock/proxy/gomod/gomodtest"
 )
@@ -323,7 +324,7 @@ func TestGoUpstreamDown(t *testing.T) {
 
 func TestGoConcurrentDownloadsFetchOnce(t *testing.T) {
 	up := gomodtest.New(t, testGraph()...)
-	up.SetDelay(300 * 1e6) // hold the zip so that all requests overlap
+	up.SetDelay(300 * time.Millisecond) // hold the zip so that all requests overlap
 	inst := airlockFor(t, up)
 	var wg sync.WaitGroup
 	codes := make([]int, 8)

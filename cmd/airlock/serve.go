@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -63,7 +64,7 @@ With no --config it runs on embedded defaults: 127.0.0.1:8080, data in
 	return cmd
 }
 
-func newLogger(cfg config.Config, w interface{ Write([]byte) (int, error) }) *slog.Logger {
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}
@@ -137,7 +138,7 @@ func upstreamTransport() *http.Transport {
 	return t
 }
 
-func serve(ctx context.Context, cfg config.Config, logOut interface{ Write([]byte) (int, error) }) error {
+func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	log := newLogger(cfg, logOut)
 	s, err := newServer(cfg, log)
 	if err != nil {

@@ -86,21 +86,29 @@ func (h *Handler) serveMod(ctx context.Context, w http.ResponseWriter, r *http.R
 	// A held version's checksum-verified go.mod is still served: minimal
 	// version selection reads go.mod files of versions it never builds,
 	// and a go.mod runs no code.
-	if f, d, ok := h.cachedBlob(ctx, a.Key(), fieldModSHA); ok {
-		h.o.Metrics.CacheHits.WithLabelValues("go", "mod").Inc()
-		serveBlob(w, r, f, d, "text/plain; charset=utf-8")
+	return h.serveContent(ctx, w, r, a, "mod", fieldModSHA, "text/plain; charset=utf-8",
+		func(ctx context.Context) (string, error) { return h.fetchMod(ctx, req, a) })
+}
+
+// serveContent serves the blob an observation field names, or on a miss
+// fetches and verifies it once for all concurrent callers, then serves it.
+func (h *Handler) serveContent(ctx context.Context, w http.ResponseWriter, r *http.Request, a verify.Artifact,
+	kind, field, ctype string, fetch func(context.Context) (string, error)) error {
+	if f, d, ok := h.cachedBlob(ctx, a.Key(), field); ok {
+		h.o.Metrics.CacheHits.WithLabelValues("go", kind).Inc()
+		serveBlob(w, r, f, d, ctype)
 		return nil
 	}
-	h.o.Metrics.CacheMisses.WithLabelValues("go", "mod").Inc()
-	d, err := h.once(ctx, "mod\x00"+a.Key(), func(ctx context.Context) (string, error) { return h.fetchMod(ctx, req, a) })
+	h.o.Metrics.CacheMisses.WithLabelValues("go", kind).Inc()
+	d, err := h.once(ctx, kind+"\x00"+a.Key(), fetch)
 	if err != nil {
 		return err
 	}
 	f, _, err := h.o.Blobs.Open(ctx, d)
 	if err != nil {
-		return fmt.Errorf("opening cached go.mod: %w", err)
+		return fmt.Errorf("opening cached %s: %w", kind, err)
 	}
-	serveBlob(w, r, f, d, "text/plain; charset=utf-8")
+	serveBlob(w, r, f, d, ctype)
 	return nil
 }
 
@@ -143,22 +151,8 @@ func (h *Handler) serveZip(ctx context.Context, w http.ResponseWriter, r *http.R
 	if st.Hidden() {
 		return refusal(a.String(), st)
 	}
-	if f, d, ok := h.cachedBlob(ctx, a.Key(), fieldZipSHA); ok {
-		h.o.Metrics.CacheHits.WithLabelValues("go", "zip").Inc()
-		serveBlob(w, r, f, d, "application/zip")
-		return nil
-	}
-	h.o.Metrics.CacheMisses.WithLabelValues("go", "zip").Inc()
-	d, err := h.once(ctx, "zip\x00"+a.Key(), func(ctx context.Context) (string, error) { return h.fetchZip(ctx, req, a) })
-	if err != nil {
-		return err
-	}
-	f, _, err := h.o.Blobs.Open(ctx, d)
-	if err != nil {
-		return fmt.Errorf("opening cached zip: %w", err)
-	}
-	serveBlob(w, r, f, d, "application/zip")
-	return nil
+	return h.serveContent(ctx, w, r, a, "zip", fieldZipSHA, "application/zip",
+		func(ctx context.Context) (string, error) { return h.fetchZip(ctx, req, a) })
 }
 
 func (h *Handler) fetchZip(ctx context.Context, req request, a verify.Artifact) (string, error) {

@@ -86,12 +86,17 @@ func (h *Handler) allowed(ctx context.Context, req request, versions []string) (
 	return out, nil
 }
 
-func (h *Handler) serveList(ctx context.Context, w http.ResponseWriter, req request) error {
+// allowedList is upstream's version list less the hidden versions.
+func (h *Handler) allowedList(ctx context.Context, req request) ([]string, error) {
 	versions, err := h.upstreamList(ctx, req)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	versions, err = h.allowed(ctx, req, versions)
+	return h.allowed(ctx, req, versions)
+}
+
+func (h *Handler) serveList(ctx context.Context, w http.ResponseWriter, req request) error {
+	versions, err := h.allowedList(ctx, req)
 	if err != nil {
 		return err
 	}
@@ -123,11 +128,7 @@ func (h *Handler) serveLatest(ctx context.Context, w http.ResponseWriter, req re
 		writeJSON(w, data)
 		return nil
 	}
-	versions, err := h.upstreamList(ctx, req)
-	if err != nil {
-		return err
-	}
-	versions, err = h.allowed(ctx, req, versions)
+	versions, err := h.allowedList(ctx, req)
 	if err != nil {
 		return err
 	}
