@@ -22,6 +22,7 @@ type Config struct {
 	Log    Log    `yaml:"log"`
 	Admin  Admin  `yaml:"admin"`
 	Go     Go     `yaml:"go"`
+	OCI    OCI    `yaml:"oci"`
 	// ShutdownGrace bounds how long in-flight requests may run after
 	// SIGTERM before they are cut off.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
@@ -113,6 +114,7 @@ func Default() Config {
 			MaxMod:  16 << 20,
 			MaxInfo: 1 << 20,
 		},
+		OCI: DefaultOCI(),
 	}
 }
 
@@ -246,7 +248,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s: must be positive", key)
 		}
 	}
-	return nil
+	return c.OCI.validate()
 }
 
 func checkHTTPURL(s string) error {
