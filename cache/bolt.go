@@ -328,7 +328,13 @@ func (b *Bolt) Put(ctx context.Context, bucket, key string, value []byte) error 
 	if err != nil {
 		return fmt.Errorf("put %s/%s: %w", bucket, key, err)
 	}
-	err = b.update(ctx, func(tx *bolt.Tx) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Batched: concurrent Puts (tiles the checksum database client fetches
+	// in parallel, say) share one transaction and one fsync. The function
+	// may run twice, which a plain put survives.
+	err = b.db.Batch(func(tx *bolt.Tx) error {
 		bk, err := tx.CreateBucketIfNotExists(bn)
 		if err != nil {
 			return err

@@ -68,9 +68,12 @@ type Go struct {
 	// ListTTL is how long a module's version list is reused before
 	// asking upstream again.
 	ListTTL Duration `yaml:"list_ttl"`
-	MaxZip  Size     `yaml:"max_zip"`
-	MaxMod  Size     `yaml:"max_mod"`
-	MaxInfo Size     `yaml:"max_info"`
+	// ReadAhead is how many go.mod files a fetched go.mod requires are
+	// fetched and verified at once before clients ask; 0 turns it off.
+	ReadAhead int  `yaml:"read_ahead"`
+	MaxZip    Size `yaml:"max_zip"`
+	MaxMod    Size `yaml:"max_mod"`
+	MaxInfo   Size `yaml:"max_info"`
 }
 
 // SumDB names the checksum database and how to reach it.
@@ -105,10 +108,11 @@ func Default() Config {
 		Log:           Log{Format: "text", Level: "info"},
 		ShutdownGrace: Duration(30 * time.Second),
 		Go: Go{
-			Upstream: DefaultGoProxy,
-			SumDB:    SumDB{Key: DefaultSumDBKey},
-			Timeout:  Duration(5 * time.Minute),
-			ListTTL:  Duration(time.Minute),
+			Upstream:  DefaultGoProxy,
+			SumDB:     SumDB{Key: DefaultSumDBKey},
+			Timeout:   Duration(5 * time.Minute),
+			ListTTL:   Duration(time.Minute),
+			ReadAhead: 8,
 			// The go command's own limits.
 			MaxZip:  500 << 20,
 			MaxMod:  16 << 20,
@@ -239,6 +243,9 @@ func (c Config) Validate() error {
 	}
 	if c.Go.Timeout <= 0 {
 		return fmt.Errorf("go.timeout: must be positive")
+	}
+	if c.Go.ReadAhead < 0 || c.Go.ReadAhead > 64 {
+		return fmt.Errorf("go.read_ahead: %d must be between 0 (off) and 64", c.Go.ReadAhead)
 	}
 	if c.Go.ListTTL < 0 {
 		return fmt.Errorf("go.list_ttl: must not be negative")

@@ -17,6 +17,7 @@ import (
 // mounted.
 type Options struct {
 	GoMod   http.Handler // the GOPROXY front, sees paths below /go/
+	OCI     http.Handler // the registry front, sees full /v2/ paths
 	Admin   http.Handler // the admin API, sees full /admin/api/ paths
 	Metrics *metrics.Set
 	Log     *slog.Logger
@@ -38,6 +39,9 @@ func New(o Options) http.Handler {
 	r.SkipClean(true)
 	if o.GoMod != nil {
 		r.PathPrefix("/go/").Handler(http.StripPrefix("/go", o.GoMod))
+	}
+	if o.OCI != nil {
+		r.PathPrefix("/v2").Handler(o.OCI)
 	}
 	if o.Admin != nil {
 		r.PathPrefix("/admin/api/").Handler(o.Admin)
@@ -61,7 +65,7 @@ func New(o Options) http.Handler {
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusNotFound)
-		w.Write([]byte("airlock: no such endpoint (Go modules are under /go/, the admin API under /admin/api/v1/)\n"))
+		w.Write([]byte("airlock: no such endpoint (Go modules are under /go/, container images under /v2/, the admin API under /admin/api/v1/)\n"))
 	})
 	return observe(o.Log, o.Metrics, r)
 }

@@ -120,7 +120,7 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		Upstream: cfg.Go.Upstream, SumDBURL: cfg.Go.SumDBURL(), Client: hc,
 		Verifier: verifier, Meta: meta, Blobs: blobs, Private: private,
 		MaxZip: int64(cfg.Go.MaxZip), MaxMod: int64(cfg.Go.MaxMod), MaxInfo: int64(cfg.Go.MaxInfo),
-		ListTTL: cfg.Go.ListTTL.D(), Log: log.With("front", "go"), Metrics: m,
+		ListTTL: cfg.Go.ListTTL.D(), ReadAhead: cfg.Go.ReadAhead, Log: log.With("front", "go"), Metrics: m,
 	})
 	h := proxy.New(proxy.Options{
 		GoMod:   goFront,

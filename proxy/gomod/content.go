@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -31,6 +32,9 @@ const (
 	fieldRecord   = "sumdb_record"
 	fieldTree     = "sumdb_tree_size"
 )
+
+// checkMod names the finding of a go.mod that fails the checksum database.
+const checkMod = "sumdb-go.mod"
 
 // status returns the stored decision, or a zero Status when none.
 func (h *Handler) status(ctx context.Context, a verify.Artifact) (cache.Status, error) {
@@ -83,11 +87,18 @@ func (h *Handler) once(ctx context.Context, key string, fn func(context.Context)
 
 func (h *Handler) serveMod(ctx context.Context, w http.ResponseWriter, r *http.Request, req request) error {
 	a := req.artifact(req.version)
+	st, err := h.status(ctx, a)
+	if err != nil {
+		return err
+	}
+	if st.Hidden() && st.Quarantine != nil && slices.ContainsFunc(st.Quarantine.Findings, func(f verify.Finding) bool { return f.Check == checkMod }) {
+		return refusal(a.String(), st) // its go.mod itself failed: nothing to fetch again
+	}
 	// A held version's checksum-verified go.mod is still served: minimal
 	// version selection reads go.mod files of versions it never builds,
 	// and a go.mod runs no code.
 	return h.serveContent(ctx, w, r, a, "mod", fieldModSHA, "text/plain; charset=utf-8",
-		func(ctx context.Context) (string, error) { return h.fetchMod(ctx, req, a) })
+		func(ctx context.Context) (string, error) { return h.fetchMod(ctx, req, a, true) })
 }
 
 // serveContent serves the blob an observation field names, or on a miss
@@ -112,7 +123,9 @@ func (h *Handler) serveContent(ctx context.Context, w http.ResponseWriter, r *ht
 	return nil
 }
 
-func (h *Handler) fetchMod(ctx context.Context, req request, a verify.Artifact) (string, error) {
+// fetchMod fetches, verifies and caches a go.mod; with readAhead, the
+// go.mod files it requires are then fetched in the background.
+func (h *Handler) fetchMod(ctx context.Context, req request, a verify.Artifact, readAhead bool) (string, error) {
 	data, err := h.get(ctx, req.epath+"/@v/"+req.ever+".mod", h.o.MaxMod)
 	if err != nil {
 		return "", err
@@ -129,7 +142,7 @@ func (h *Handler) fetchMod(ctx context.Context, req request, a verify.Artifact) 
 		}
 	} else {
 		ev, err := h.o.Verifier.CheckMod(ctx, req.path, req.version, data)
-		if err := h.verdict(ctx, a, "sumdb-go.mod", ev, err); err != nil {
+		if err := h.verdict(ctx, a, checkMod, ev, err); err != nil {
 			return "", err
 		}
 		fields[fieldModH1], fields[fieldRecord], fields[fieldTree] = ev.Got, strconv.FormatInt(ev.RecordID, 10), strconv.FormatInt(ev.TreeSize, 10)
@@ -139,7 +152,13 @@ func (h *Handler) fetchMod(ctx context.Context, req request, a verify.Artifact) 
 		return "", err
 	}
 	fields[fieldModSHA] = d
-	return d, h.observe(ctx, a, fields)
+	if err := h.observe(ctx, a, fields); err != nil {
+		return "", err
+	}
+	if _, private := h.private(req.path); readAhead && !private {
+		h.ahead.add(ctx, requiresOf(data))
+	}
+	return d, nil
 }
 
 func (h *Handler) serveZip(ctx context.Context, w http.ResponseWriter, r *http.Request, req request) error {
@@ -157,12 +176,14 @@ func (h *Handler) serveZip(ctx context.Context, w http.ResponseWriter, r *http.R
 
 func (h *Handler) fetchZip(ctx context.Context, req request, a verify.Artifact) (string, error) {
 	var fields map[string]string
+	framed := false
 	d, err := h.commit(ctx, func(w io.Writer) error {
-		_, err := h.copyTo(ctx, req.epath+"/@v/"+req.ever+".zip", h.o.MaxZip, w)
+		var err error
+		_, framed, err = h.copyTo(ctx, req.epath+"/@v/"+req.ever+".zip", h.o.MaxZip, w)
 		return err
 	}, func(file string) error {
 		var err error
-		fields, err = h.checkZip(ctx, req, a, file)
+		fields, err = h.checkZip(ctx, req, a, file, framed)
 		return err
 	})
 	if err != nil {
@@ -183,14 +204,27 @@ func (h *Handler) fetchZip(ctx context.Context, req request, a verify.Artifact) 
 			return "", err
 		}
 	}
+	// The version may have been held while its zip was downloading (its
+	// go.mod failed, say): the zip is cached, but not served.
+	if st.Hidden() {
+		return "", refusal(a.String(), st)
+	}
 	return d, nil
 }
 
 // checkZip verifies a downloaded zip before it may be committed.
-func (h *Handler) checkZip(ctx context.Context, req request, a verify.Artifact, file string) (map[string]string, error) {
+func (h *Handler) checkZip(ctx context.Context, req request, a verify.Artifact, file string, framed bool) (map[string]string, error) {
+	badZip := func(err error) error {
+		if !framed {
+			// Possibly a connection cut short; not evidence against
+			// the version.
+			return errorf(http.StatusBadGateway, "airlock: upstream zip of %s is malformed and had no declared length (truncated?): %s", a, oneLine(err.Error()))
+		}
+		return h.hold(ctx, a, verify.Finding{Check: "invalid-zip", Message: "module zip is malformed: " + err.Error()})
+	}
 	if rule, ok := h.private(req.path); ok {
 		if _, err := zip.CheckZip(module.Version{Path: req.path, Version: req.version}, file); err != nil {
-			return nil, h.hold(ctx, a, verify.Finding{Check: "invalid-zip", Message: "module zip is malformed: " + err.Error()})
+			return nil, badZip(err)
 		}
 		sum, err := dirhash.HashZip(file, dirhash.Hash1)
 		if err != nil {
@@ -203,7 +237,7 @@ func (h *Handler) checkZip(ctx context.Context, req request, a verify.Artifact, 
 	}
 	ev, err := h.o.Verifier.CheckZip(ctx, req.path, req.version, file)
 	if errors.Is(err, gosum.ErrBadZip) {
-		return nil, h.hold(ctx, a, verify.Finding{Check: "invalid-zip", Message: "module zip is malformed: " + err.Error()})
+		return nil, badZip(err)
 	}
 	if err := h.verdict(ctx, a, "sumdb-zip", ev, err); err != nil {
 		return nil, err
@@ -227,8 +261,13 @@ func (h *Handler) verdict(ctx context.Context, a verify.Artifact, check string, 
 	}
 }
 
-// hold quarantines a and returns the refusal to send.
+// hold quarantines a and returns the refusal to send. A version already
+// held for this very finding is refused as it stands: clients asking again
+// must not grow the audit log.
 func (h *Handler) hold(ctx context.Context, a verify.Artifact, f verify.Finding) error {
+	if st, err := h.status(ctx, a); err == nil && st.Hidden() && st.Quarantine != nil && hasFinding(st.Quarantine.Findings, f) {
+		return refusal(a.String(), st)
+	}
 	st, err := h.o.Meta.Decide(ctx, a, verify.Decision{Verdict: verify.Quarantine, Findings: []verify.Finding{f}}, actor)
 	if err != nil {
 		return fmt.Errorf("recording quarantine of %s: %w", a, err)
@@ -309,4 +348,13 @@ func (h *Handler) commit(ctx context.Context, fill func(io.Writer) error, check 
 		return "", err
 	}
 	return d, nil
+}
+
+func hasFinding(fs []verify.Finding, f verify.Finding) bool {
+	for _, g := range fs {
+		if g.Check == f.Check && g.Message == f.Message {
+			return true
+		}
+	}
+	return false
 }

@@ -71,12 +71,21 @@ func (h *Handler) get(ctx context.Context, p string, limit int64) ([]byte, error
 	return data, nil
 }
 
-// copyTo streams an upstream file into w, at most limit bytes.
-func (h *Handler) copyTo(ctx context.Context, p string, limit int64, w io.Writer) (int64, error) {
+// copyTo streams an upstream file into w, at most limit bytes. framed
+// reports whether upstream declared the length, so that a complete body is
+// known to be what upstream meant to send: without it, a connection cut
+// short looks like a normal end.
+func (h *Handler) copyTo(ctx context.Context, p string, limit int64, w io.Writer) (n int64, framed bool, err error) {
+	n, err = h.copyBody(ctx, p, limit, w, &framed)
+	return n, framed, err
+}
+
+func (h *Handler) copyBody(ctx context.Context, p string, limit int64, w io.Writer, framed *bool) (int64, error) {
 	resp, err := h.open(ctx, p)
 	if err != nil {
 		return 0, err
 	}
+	*framed = resp.ContentLength >= 0
 	defer resp.Body.Close()
 	if resp.ContentLength > limit {
 		return 0, errorf(http.StatusBadGateway, "airlock: upstream %s is %d bytes, %v (%d)", p, resp.ContentLength, errTooLarge, limit)

@@ -57,8 +57,12 @@ type Options struct {
 	MaxMod   int64
 	MaxInfo  int64
 	ListTTL  time.Duration
-	Log      *slog.Logger
-	Metrics  *metrics.Set
+	// ReadAhead is how many go.mod files required by a fetched go.mod
+	// may be fetched and verified at once before the client asks for
+	// them; 0 disables read-ahead.
+	ReadAhead int
+	Log       *slog.Logger
+	Metrics   *metrics.Set
 }
 
 // Handler serves the protocol. Mount it with the prefix stripped, so that
@@ -68,6 +72,7 @@ type Handler struct {
 	flight  singleflight.Group
 	listsMu sync.Mutex
 	lists   map[string]cachedList
+	ahead   *readAhead
 }
 
 type cachedList struct {
@@ -91,7 +96,9 @@ func New(o Options) *Handler {
 	}
 	o.Upstream = strings.TrimSuffix(o.Upstream, "/")
 	o.SumDBURL = strings.TrimSuffix(o.SumDBURL, "/")
-	return &Handler{o: o, lists: map[string]cachedList{}}
+	h := &Handler{o: o, lists: map[string]cachedList{}}
+	h.ahead = &readAhead{h: h, max: o.ReadAhead}
+	return h
 }
 
 // request is a parsed protocol request.

@@ -80,8 +80,13 @@ const maxResponse = 4 << 20
 
 // Verifier checks go.mod files and module zips against the database.
 type Verifier struct {
-	name   string
-	client *sumdb.Client
+	name string
+	// client is replaced after a failed lookup: sumdb.Client remembers
+	// every lookup and tile result, errors included, for its lifetime, so
+	// one network blip would refuse that version (or every version needing
+	// that tile) until a restart. A new client starts from the Store, which
+	// holds everything authenticated so far, so nothing verified is lost.
+	client atomic.Pointer[sumdb.Client]
 	ops    *ops
 	log    *slog.Logger
 }
@@ -111,7 +116,9 @@ func New(o Options) (*Verifier, error) {
 		log:            log,
 		onInconsistent: o.OnInconsistent,
 	}
-	return &Verifier{name: v.Name(), client: sumdb.NewClient(op), ops: op, log: log}, nil
+	ver := &Verifier{name: v.Name(), ops: op, log: log}
+	ver.client.Store(sumdb.NewClient(op))
+	return ver, nil
 }
 
 // Name is the database name.
@@ -174,11 +181,13 @@ func (v *Verifier) check(ctx context.Context, path, vers, got string) (Evidence,
 	if err := ctx.Err(); err != nil {
 		return ev, err
 	}
-	lines, err := v.client.Lookup(path, vers)
+	c := v.client.Load()
+	lines, err := c.Lookup(path, vers)
 	if v.Halted() {
 		return ev, fmt.Errorf("%w: %v", ErrInconsistent, err)
 	}
 	if err != nil {
+		v.client.CompareAndSwap(c, sumdb.NewClient(v.ops))
 		if v.ops.notFound(path, vers) {
 			return ev, fmt.Errorf("%s@%s: %w", path, vers, ErrNotInDB)
 		}
@@ -214,8 +223,26 @@ type ops struct {
 	onInconsistent func(string)
 	halted         atomic.Bool
 	// missing remembers lookups the database answered 404/410, because
-	// sumdb.Client flattens errors to text.
-	missing sync.Map // remote path -> struct{}
+	// sumdb.Client flattens errors to text. Bounded: it only has to last
+	// from ReadRemote to the notFound call of the same check.
+	missingMu sync.Mutex
+	missing   map[string]bool // remote path
+}
+
+// maxMissing bounds ops.missing; past it the set starts over.
+const maxMissing = 4096
+
+func (o *ops) setMissing(path string, missing bool) {
+	o.missingMu.Lock()
+	defer o.missingMu.Unlock()
+	if !missing {
+		delete(o.missing, path)
+		return
+	}
+	if o.missing == nil || len(o.missing) >= maxMissing {
+		o.missing = map[string]bool{}
+	}
+	o.missing[path] = true
 }
 
 func (o *ops) ReadRemote(path string) ([]byte, error) {
@@ -229,11 +256,7 @@ func (o *ops) ReadRemote(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone {
-		o.missing.Store(path, struct{}{})
-	} else {
-		o.missing.Delete(path)
-	}
+	o.setMissing(path, resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone)
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, fmt.Errorf("GET %s: %s: %s", path, resp.Status, strings.TrimSpace(string(msg)))
@@ -254,8 +277,9 @@ func (o *ops) notFound(path, vers string) bool {
 	if err1 != nil || err2 != nil {
 		return false
 	}
-	_, ok := o.missing.Load("/lookup/" + epath + "@" + evers)
-	return ok
+	o.missingMu.Lock()
+	defer o.missingMu.Unlock()
+	return o.missing["/lookup/"+epath+"@"+evers]
 }
 
 func (o *ops) ReadConfig(file string) ([]byte, error) {

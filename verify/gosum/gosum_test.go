@@ -221,6 +221,55 @@ func TestUnavailable(t *testing.T) {
 	}
 }
 
+// A failed lookup is not remembered: once the database answers again, the
+// same version verifies (sumdb.Client alone would repeat the first error
+// for its lifetime).
+func TestTransientFailureNotCached(t *testing.T) {
+	db, zipFile, store := setup(t)
+	v := newVerifier(t, db, store, nil)
+	ctx := context.Background()
+	for _, status := range []int{http.StatusBadGateway, http.StatusNotFound} {
+		h := db.srv.Config.Handler
+		db.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "blip", status)
+		})
+		_, err := v.CheckZip(ctx, modPath, modVers, zipFile)
+		want := ErrUnavailable
+		if status == http.StatusNotFound {
+			want = ErrNotInDB
+		}
+		if !errors.Is(err, want) {
+			t.Fatalf("database answering %d: err = %v, want %v", status, err, want)
+		}
+		db.srv.Config.Handler = h
+		if _, err := v.CheckZip(ctx, modPath, modVers, zipFile); err != nil {
+			t.Fatalf("after a %d, database back: %v", status, err)
+		}
+		// Forget the verified lookup so the next round asks the database.
+		store.mu.Lock()
+		for k := range store.m {
+			if strings.Contains(k, "/lookup/") {
+				delete(store.m, k)
+			}
+		}
+		store.mu.Unlock()
+		v = newVerifier(t, db, store, nil)
+	}
+}
+
+func TestMissingIsBounded(t *testing.T) {
+	o := &ops{}
+	for i := range maxMissing + 10 {
+		o.setMissing(fmt.Sprintf("/lookup/example.com/m%d@v1.0.0", i), true)
+	}
+	if n := len(o.missing); n > maxMissing {
+		t.Fatalf("missing holds %d paths, want at most %d", n, maxMissing)
+	}
+	if !o.notFound(fmt.Sprintf("example.com/m%d", maxMissing+9), "v1.0.0") {
+		t.Error("latest marker lost")
+	}
+}
+
 // A lookup answered once is served from the Store afterwards, so a
 // verified version can be re-checked while the database is down.
 func TestLookupPersisted(t *testing.T) {
@@ -283,7 +332,7 @@ func TestForkDetectedAcrossRestart(t *testing.T) {
 func TestMissingMarkerIsPerPath(t *testing.T) {
 	o := &ops{}
 	p, _ := module.EscapePath("example.com/A")
-	o.missing.Store("/lookup/"+p+"@v1.0.0", struct{}{})
+	o.setMissing("/lookup/"+p+"@v1.0.0", true)
 	if !o.notFound("example.com/A", "v1.0.0/go.mod") || o.notFound("example.com/a", "v1.0.0") {
 		t.Error("notFound keyed wrongly")
 	}

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# bench/gomod.sh — Airlock's Go module proxy beside the upstream it fronts, in one pass.
+#
+# Uses the shared peer harness (../shared/bench, or SHARED_BENCH) and its fixture: a
+# module requiring github.com/sigstore/cosign/v2 v2.6.5 (`go mod download all`: ~650
+# modules, ~420 MB of zips). Phases, all in one run so the ratios are fair:
+#   1. direct   gomod-bench.sh against the upstream GOPROXY
+#   2. airlock  gomod-bench.sh against Airlock: cold (data wiped and Airlock restarted
+#               before each run, so every zip is fetched and verified against the
+#               checksum database) then warm
+#   3. load     LOAD_CLIENTS (8) concurrent `go mod download all`, each with its own
+#               GOMODCACHE, against warm Airlock and then against the upstream
+# Airlock's RSS is sampled every 200 ms throughout (peak reported), and VmHWM is read
+# before each stop.
+#
+# Usage: bench/gomod.sh            (results in $RESULTS_DIR, summary on stderr)
+# Env:   RUNS (3), MODES ("all build"), LOAD_CLIENTS (8), AIRLOCK_ADDR (127.0.0.1:5010),
+#        UPSTREAM (first entry of `go env GOPROXY`), BENCH_ROOT (/tmp/airlock-bench),
+#        SHARED_BENCH.
+#   bench/gomod.sh reset | stop    (used internally as RESET_CMD)
+set -euo pipefail
+REPO=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
+SHARED_BENCH=${SHARED_BENCH:-$(cd "${REPO}/../shared/bench" 2>/dev/null && pwd || true)}
+[[ -n $SHARED_BENCH && -x ${SHARED_BENCH}/gomod-bench.sh ]] || { echo "shared bench harness not found; set SHARED_BENCH" >&2; exit 1; }
+export BENCH_ROOT=${BENCH_ROOT:-/tmp/airlock-bench}
+source "${SHARED_BENCH}/lib.sh"
+
+AIRLOCK_ADDR=${AIRLOCK_ADDR:-127.0.0.1:5010}
+UPSTREAM=${UPSTREAM:-$(go env GOPROXY | cut -d, -f1)}
+A=${BENCH_ROOT}/airlock
+PIDF=${RUN_DIR}/airlock.pid
+HWM=${A}/hwm.txt
+
+start() {
+  mkdir -p "${A}/data"
+  cat >"${A}/airlock.yaml" <<EOF
+listen: ${AIRLOCK_ADDR}
+data: ${A}/data
+log: {format: json, level: warn}
+go:
+  upstream: ${UPSTREAM}
+EOF
+  port_free "$AIRLOCK_ADDR"
+  "${A}/airlock" serve --config "${A}/airlock.yaml" >>"${A}/airlock.log" 2>&1 &
+  echo $! >"$PIDF"
+  wait_http "http://${AIRLOCK_ADDR}/readyz" 30 || die "airlock did not start (see ${A}/airlock.log)"
+}
+
+stop() {
+  if pid_alive "$PIDF" airlock; then
+    awk '/VmHWM/{print $2}' "/proc/$(cat "$PIDF")/status" >>"$HWM" || true
+  fi
+  stop_pidfile "$PIDF" airlock
+}
+
+case ${1:-run} in
+  reset) stop; rm -rf "${A}/data"; start; exit 0 ;;
+  stop) stop; exit 0 ;;
+  run) ;;
+  *) die "usage: $0 [run|reset|stop]" ;;
+esac
+
+mkdir -p "$A" "${BENCH_ROOT}/fixtures"
+[[ -d ${BENCH_ROOT}/fixtures/gomod ]] || cp -r "${SHARED_BENCH}/fixtures/gomod" "${BENCH_ROOT}/fixtures/"
+log "building airlock"
+(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -o "${A}/airlock" ./cmd/airlock)
+: >"$HWM"; : >"${A}/airlock.log"
+SELF=$(readlink -f "$0")
+trap 'stop >/dev/null 2>&1 || true; kill "${SAMPLER:-0}" 2>/dev/null || true' EXIT
+
+# RSS sampler: follows whichever airlock the pid file names (reset restarts it).
+: >"${A}/rss.tsv"
+( while sleep 0.2; do
+    [[ -s $PIDF ]] || continue
+    awk -v t="$(date +%s.%N)" '/VmRSS/{print t "\t" $2}' "/proc/$(cat "$PIDF")/status" 2>/dev/null >>"${A}/rss.tsv" || true
+  done ) &
+SAMPLER=$!
+
+LABEL=go-1-direct RESET_CMD= "${SHARED_BENCH}/gomod-bench.sh" "$UPSTREAM"
+start
+LABEL=go-2-airlock RESET_CMD="'${SELF}' reset" "${SHARED_BENCH}/gomod-bench.sh" "http://${AIRLOCK_ADDR}/go"
+
+# Load: the last gomod-bench run left Airlock warm.
+load_run() { # LABEL PROXY
+  local label=$1 proxy=$2 i t0 s fails=0 w
+  w=$(mktemp -d "${SCRATCH_ROOT}/gomod-load.XXXXXX")
+  for i in $(seq 1 "${LOAD_CLIENTS:-8}"); do
+    mkdir -p "${w}/m${i}"; cp "${BENCH_ROOT}/fixtures/gomod/"{go.mod,go.sum,main.go} "${w}/m${i}/"
+  done
+  t0=$(now_s)
+  for i in $(seq 1 "${LOAD_CLIENTS:-8}"); do
+    (cd "${w}/m${i}" && GOPROXY="$proxy" GOMODCACHE="${w}/c${i}" GOFLAGS="-mod=mod -modcacherw" GOTOOLCHAIN=local \
+      timeout 900 go mod download -json all >"${w}/out${i}.json" 2>"${w}/err${i}.txt") &
+  done
+  wait || true
+  s=$(elapsed "$t0")
+  for i in $(seq 1 "${LOAD_CLIENTS:-8}"); do
+    fails=$((fails + $(jq -s '[.[] | select(.Error != null)] | length' "${w}/out${i}.json")))
+  done
+  log "load ${label}: ${LOAD_CLIENTS:-8} clients in ${s}s, ${fails} module errors in all"
+  printf 'load_%s_s\t%s\t%s\n' "$label" "$s" "$fails" >>"${RESULTS_DIR}/gomod-load.tsv"
+  chmod -R u+w "$w"; rm -rf "$w"
+}
+: >"${RESULTS_DIR}/gomod-load.tsv"
+load_run airlock_warm "http://${AIRLOCK_ADDR}/go"
+load_run direct "$UPSTREAM"
+stop
+
+peak=$(awk -F'\t' '$2>m{m=$2} END{print m+0}' "${A}/rss.tsv")
+hwm=$(sort -n "$HWM" | tail -1)
+{
+  echo "airlock peak RSS sampled: $((peak / 1024)) MiB; max VmHWM over all runs: $((${hwm:-0} / 1024)) MiB"
+  echo "load (label, seconds, module errors):"; cat "${RESULTS_DIR}/gomod-load.tsv"
+  for l in go-1-direct go-2-airlock; do echo "== ${l}"; column -t "${RESULTS_DIR}/gomod-${l}/summary.tsv"; done
+} | tee "${RESULTS_DIR}/gomod-airlock.txt" >&2
