@@ -1,12 +1,24 @@
 # The one test command (README, .ci/run): vet, the whole suite with the race
-# detector (unit, end-to-end with the real go command), then every fuzz
-# target briefly.
+# detector (unit, end-to-end with the real go, crane, skopeo and cosign
+# clients), then every fuzz target briefly. The Go-built clients are
+# installed at pinned versions into .tools/bin; skopeo comes from the
+# system's packages (.ci/run installs it).
 GO ?= go
 FUZZTIME ?= 10s
 
-.PHONY: test vet unit fuzz build
+TOOLS := $(CURDIR)/.tools
+export PATH := $(TOOLS)/bin:$(PATH)
+export GOTOOLCHAIN := local
 
-test: vet unit fuzz
+CRANE_VERSION := v0.22.1
+COSIGN_VERSION := v2.6.5
+# The OCI distribution-spec conformance suite: v1.1, and the redesign.
+CONFORMANCE_V1 := v0.0.0-20231101194043-f2182352d4cc
+CONFORMANCE_V2 := v0.0.0-20260831232431-97274622c111
+
+.PHONY: test vet unit fuzz build tools
+
+test: vet tools unit fuzz
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -26,3 +38,24 @@ fuzz:
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/airlock ./cmd/airlock
+
+tools: $(TOOLS)/crane@$(CRANE_VERSION) $(TOOLS)/cosign@$(COSIGN_VERSION) \
+	$(TOOLS)/conformance@$(CONFORMANCE_V1) $(TOOLS)/conformance@$(CONFORMANCE_V2)
+
+# A stamp named for the version reinstalls when the pin changes.
+$(TOOLS)/crane@%:
+	GOBIN=$(TOOLS)/bin $(GO) install github.com/google/go-containerregistry/cmd/crane@$*
+	@touch $@
+
+$(TOOLS)/cosign@%:
+	GOBIN=$(TOOLS)/bin $(GO) install github.com/sigstore/cosign/v2/cmd/cosign@$*
+	@touch $@
+
+# The suite is a test package: build its test binary in a module of its own
+# so its dependencies stay out of ours.
+$(TOOLS)/conformance@%:
+	rm -rf $(TOOLS)/src/conformance-$* && mkdir -p $(TOOLS)/src/conformance-$*
+	cd $(TOOLS)/src/conformance-$* && printf 'module airlock.test/conformance\n\ngo 1.21\n' >go.mod && \
+		GOFLAGS="-mod=mod -buildvcs=false" $(GO) get -t github.com/opencontainers/distribution-spec/conformance@$* && \
+		GOFLAGS="-mod=mod -buildvcs=false" $(GO) test -c -o $(TOOLS)/bin/conformance-$*.test github.com/opencontainers/distribution-spec/conformance
+	@touch $@

@@ -9,12 +9,14 @@
 #               before each run, so every zip is fetched and verified against the
 #               checksum database) then warm
 #   3. load     LOAD_CLIENTS (8) concurrent `go mod download all`, each with its own
-#               GOMODCACHE, against warm Airlock and then against the upstream
+#               GOMODCACHE, against warm Airlock (and, with load-direct, the upstream)
 # Airlock's RSS is sampled every 200 ms throughout (peak reported), and VmHWM is read
 # before each stop.
 #
 # Usage: bench/gomod.sh            (results in $RESULTS_DIR, summary on stderr)
 # Env:   RUNS (3), MODES ("all build"), LOAD_CLIENTS (8), AIRLOCK_ADDR (127.0.0.1:5010),
+#        READ_AHEAD (8, Airlock's go.read_ahead), NO_TMPFS=1 (caches on disk),
+#        PHASES ("direct airlock load"; add load-direct for 8 clients at the upstream),
 #        UPSTREAM (first entry of `go env GOPROXY`), BENCH_ROOT (/tmp/airlock-bench),
 #        SHARED_BENCH.
 #   bench/gomod.sh reset | stop    (used internally as RESET_CMD)
@@ -39,6 +41,7 @@ data: ${A}/data
 log: {format: json, level: warn}
 go:
   upstream: ${UPSTREAM}
+  read_ahead: ${READ_AHEAD:-8}
 EOF
   port_free "$AIRLOCK_ADDR"
   "${A}/airlock" serve --config "${A}/airlock.yaml" >>"${A}/airlock.log" 2>&1 &
@@ -60,13 +63,21 @@ case ${1:-run} in
   *) die "usage: $0 [run|reset|stop]" ;;
 esac
 
+# Per-run module caches on a tmpfs (as the shared harness's run-all.sh does), so
+# the client's disk writes do not hide the proxy's cost.
+MOUNTED=0
+if [[ ${NO_TMPFS:-0} != 1 ]] && ! mountpoint -q "${BENCH_ROOT}/tmpfs"; then
+  mkdir -p "${BENCH_ROOT}/tmpfs"
+  if mount -t tmpfs -o size=12g,mode=0755 tmpfs "${BENCH_ROOT}/tmpfs" 2>/dev/null; then MOUNTED=1; else log "no tmpfs (not root?); caches on disk"; fi
+fi
+mountpoint -q "${BENCH_ROOT}/tmpfs" && export SCRATCH_ROOT=${BENCH_ROOT}/tmpfs
 mkdir -p "$A" "${BENCH_ROOT}/fixtures"
 [[ -d ${BENCH_ROOT}/fixtures/gomod ]] || cp -r "${SHARED_BENCH}/fixtures/gomod" "${BENCH_ROOT}/fixtures/"
 log "building airlock"
 (cd "$REPO" && CGO_ENABLED=0 go build -trimpath -o "${A}/airlock" ./cmd/airlock)
 : >"$HWM"; : >"${A}/airlock.log"
 SELF=$(readlink -f "$0")
-trap 'stop >/dev/null 2>&1 || true; kill "${SAMPLER:-0}" 2>/dev/null || true' EXIT
+trap 'stop >/dev/null 2>&1 || true; kill "${SAMPLER:-0}" 2>/dev/null || true; [[ $MOUNTED == 1 ]] && umount "${BENCH_ROOT}/tmpfs"' EXIT
 
 # RSS sampler: follows whichever airlock the pid file names (reset restarts it).
 : >"${A}/rss.tsv"
@@ -76,9 +87,12 @@ trap 'stop >/dev/null 2>&1 || true; kill "${SAMPLER:-0}" 2>/dev/null || true' EX
   done ) &
 SAMPLER=$!
 
-LABEL=go-1-direct RESET_CMD= "${SHARED_BENCH}/gomod-bench.sh" "$UPSTREAM"
+PHASES=${PHASES:-direct airlock load}
+has() { [[ " $PHASES " == *" $1 "* ]]; }
+ALABEL=go-2-airlock-ra${READ_AHEAD:-8}
+has direct && LABEL=go-1-direct RESET_CMD= "${SHARED_BENCH}/gomod-bench.sh" "$UPSTREAM"
 start
-LABEL=go-2-airlock RESET_CMD="'${SELF}' reset" "${SHARED_BENCH}/gomod-bench.sh" "http://${AIRLOCK_ADDR}/go"
+has airlock && LABEL=$ALABEL RESET_CMD="'${SELF}' reset" "${SHARED_BENCH}/gomod-bench.sh" "http://${AIRLOCK_ADDR}/go"
 
 # Load: the last gomod-bench run left Airlock warm.
 load_run() { # LABEL PROXY
@@ -102,8 +116,10 @@ load_run() { # LABEL PROXY
   chmod -R u+w "$w"; rm -rf "$w"
 }
 : >"${RESULTS_DIR}/gomod-load.tsv"
-load_run airlock_warm "http://${AIRLOCK_ADDR}/go"
-load_run direct "$UPSTREAM"
+has load && load_run airlock_warm "http://${AIRLOCK_ADDR}/go"
+# Eight clients straight at the upstream move 8x the bytes over the network:
+# slow where the upstream is a distant mirror, so opt-in.
+has load-direct && load_run direct "$UPSTREAM"
 stop
 
 peak=$(awk -F'\t' '$2>m{m=$2} END{print m+0}' "${A}/rss.tsv")
@@ -111,5 +127,7 @@ hwm=$(sort -n "$HWM" | tail -1)
 {
   echo "airlock peak RSS sampled: $((peak / 1024)) MiB; max VmHWM over all runs: $((${hwm:-0} / 1024)) MiB"
   echo "load (label, seconds, module errors):"; cat "${RESULTS_DIR}/gomod-load.tsv"
-  for l in go-1-direct go-2-airlock; do echo "== ${l}"; column -t "${RESULTS_DIR}/gomod-${l}/summary.tsv"; done
+  for l in go-1-direct "$ALABEL"; do
+    [[ -s ${RESULTS_DIR}/gomod-${l}/summary.tsv ]] && { echo "== ${l}"; column -t "${RESULTS_DIR}/gomod-${l}/summary.tsv"; }
+  done
 } | tee "${RESULTS_DIR}/gomod-airlock.txt" >&2

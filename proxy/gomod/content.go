@@ -126,6 +126,10 @@ func (h *Handler) serveContent(ctx context.Context, w http.ResponseWriter, r *ht
 // fetchMod fetches, verifies and caches a go.mod; with readAhead, the
 // go.mod files it requires are then fetched in the background.
 func (h *Handler) fetchMod(ctx context.Context, req request, a verify.Artifact, readAhead bool) (string, error) {
+	_, private := h.private(req.path)
+	if !private {
+		h.o.Verifier.Prefetch(req.path, req.version)
+	}
 	data, err := h.get(ctx, req.epath+"/@v/"+req.ever+".mod", h.o.MaxMod)
 	if err != nil {
 		return "", err
@@ -155,7 +159,7 @@ func (h *Handler) fetchMod(ctx context.Context, req request, a verify.Artifact, 
 	if err := h.observe(ctx, a, fields); err != nil {
 		return "", err
 	}
-	if _, private := h.private(req.path); readAhead && !private {
+	if readAhead && !private {
 		h.ahead.add(ctx, requiresOf(data))
 	}
 	return d, nil
@@ -175,6 +179,9 @@ func (h *Handler) serveZip(ctx context.Context, w http.ResponseWriter, r *http.R
 }
 
 func (h *Handler) fetchZip(ctx context.Context, req request, a verify.Artifact) (string, error) {
+	if _, private := h.private(req.path); !private {
+		h.o.Verifier.Prefetch(req.path, req.version)
+	}
 	var fields map[string]string
 	framed := false
 	d, err := h.commit(ctx, func(w io.Writer) error {

@@ -35,6 +35,8 @@ type Verifier interface {
 	Halted() bool
 	CheckMod(ctx context.Context, path, version string, gomod []byte) (gosum.Evidence, error)
 	CheckZip(ctx context.Context, path, version, zipFile string) (gosum.Evidence, error)
+	// Prefetch starts the lookup for a version while its content downloads.
+	Prefetch(path, version string)
 }
 
 // Private is a module path pattern outside the checksum database and the

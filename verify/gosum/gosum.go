@@ -148,6 +148,17 @@ func (e Evidence) Map() map[string]string {
 	return m
 }
 
+// Prefetch starts the database lookup for a version in the background, so
+// that it runs while the caller downloads the content; the Check that
+// follows waits for it instead of starting its own. It returns at once.
+func (v *Verifier) Prefetch(path, version string) {
+	if v.Halted() {
+		return
+	}
+	c := v.client.Load()
+	go c.Lookup(path, version) // result (or error) lands in c's cache
+}
+
 // CheckMod verifies a go.mod file. The error wraps ErrMismatch, ErrNotInDB,
 // ErrInconsistent or ErrUnavailable.
 func (v *Verifier) CheckMod(ctx context.Context, path, version string, gomod []byte) (Evidence, error) {

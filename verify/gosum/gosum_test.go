@@ -338,3 +338,29 @@ func TestMissingMarkerIsPerPath(t *testing.T) {
 	}
 	_ = http.StatusOK
 }
+
+// A Prefetch followed by a Check makes one lookup, not two.
+func TestPrefetchSharesLookup(t *testing.T) {
+	db, _, store := setup(t)
+	var mu sync.Mutex
+	lookups := 0
+	h := db.srv.Config.Handler
+	db.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/lookup/") {
+			mu.Lock()
+			lookups++
+			mu.Unlock()
+		}
+		h.ServeHTTP(w, r)
+	})
+	v := newVerifier(t, db, store, nil)
+	v.Prefetch(modPath, modVers)
+	if _, err := v.CheckMod(context.Background(), modPath, modVers, []byte(goMod)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if lookups != 1 {
+		t.Errorf("%d lookups, want 1", lookups)
+	}
+}
