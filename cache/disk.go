@@ -313,6 +313,11 @@ func (d *Disk) place(tmp, h string) error {
 	if err := os.Rename(tmp, target); err != nil {
 		return err
 	}
+	// Its bytes were hashed as they were staged: the first Open need not
+	// read a multi-gigabyte layer again.
+	if fi, err := os.Stat(target); err == nil {
+		d.remember(h, fi)
+	}
 	return syncDir(dir)
 }
 
