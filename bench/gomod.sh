@@ -101,18 +101,22 @@ load_run() { # LABEL PROXY
   for i in $(seq 1 "${LOAD_CLIENTS:-8}"); do
     mkdir -p "${w}/m${i}"; cp "${BENCH_ROOT}/fixtures/gomod/"{go.mod,go.sum,main.go} "${w}/m${i}/"
   done
+  local pids=()
   t0=$(now_s)
   for i in $(seq 1 "${LOAD_CLIENTS:-8}"); do
     (cd "${w}/m${i}" && GOPROXY="$proxy" GOMODCACHE="${w}/c${i}" GOFLAGS="-mod=mod -modcacherw" GOTOOLCHAIN=local \
       timeout 900 go mod download -json all >"${w}/out${i}.json" 2>"${w}/err${i}.txt") &
+    pids+=($!)
   done
-  wait || true
+  wait "${pids[@]}" || true # not a bare wait: the RSS sampler never ends
   s=$(elapsed "$t0")
+  local oks=0
   for i in $(seq 1 "${LOAD_CLIENTS:-8}"); do
     fails=$((fails + $(jq -s '[.[] | select(.Error != null)] | length' "${w}/out${i}.json")))
+    oks=$((oks + $(jq -s '[.[] | select(.Error == null)] | length' "${w}/out${i}.json")))
   done
-  log "load ${label}: ${LOAD_CLIENTS:-8} clients in ${s}s, ${fails} module errors in all"
-  printf 'load_%s_s\t%s\t%s\n' "$label" "$s" "$fails" >>"${RESULTS_DIR}/gomod-load.tsv"
+  log "load ${label}: ${LOAD_CLIENTS:-8} clients in ${s}s, ${oks} modules downloaded, ${fails} module errors in all"
+  printf 'load_%s_s\t%s\tok=%s\terrors=%s\n' "$label" "$s" "$oks" "$fails" >>"${RESULTS_DIR}/gomod-load.tsv"
   chmod -R u+w "$w"; rm -rf "$w"
 }
 : >"${RESULTS_DIR}/gomod-load.tsv"
