@@ -4,6 +4,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -122,12 +123,31 @@ func Default() Config {
 	}
 }
 
+// maxFile bounds the configuration file: a real one is a few kilobytes.
+const maxFile = 1 << 20
+
+func readBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
+	}
+	return data, nil
+}
+
 // Load reads the file at path over the defaults; an empty path returns the
 // defaults. The result is validated.
 func Load(path string) (Config, error) {
 	c := Default()
 	if path != "" {
-		data, err := os.ReadFile(path)
+		data, err := readBounded(path, maxFile)
 		if err != nil {
 			return Config{}, fmt.Errorf("config: %w", err)
 		}

@@ -177,3 +177,10 @@ func FuzzLoad(f *testing.F) {
 		_ = c.Validate()
 	})
 }
+
+func TestLoadBoundsFileSize(t *testing.T) {
+	p := writeConfig(t, "listen: 127.0.0.1:1\n# "+strings.Repeat("x", maxFile)+"\n")
+	if _, err := Load(p); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("err = %v, want a size error", err)
+	}
+}
