@@ -148,6 +148,23 @@ func (e Evidence) Map() map[string]string {
 	return m
 }
 
+// lookup asks the current client, and after a failure asks once more with
+// a fresh one: the failure may be an old one that the client remembered
+// (from a Prefetch while the database was unreachable, say).
+func (v *Verifier) lookup(path, vers string) ([]string, error) {
+	for attempt := 0; ; attempt++ {
+		c := v.client.Load()
+		lines, err := c.Lookup(path, vers)
+		if err == nil || v.Halted() {
+			return lines, err
+		}
+		v.client.CompareAndSwap(c, sumdb.NewClient(v.ops))
+		if attempt == 1 {
+			return nil, err
+		}
+	}
+}
+
 // Prefetch starts the database lookup for a version in the background, so
 // that it runs while the caller downloads the content; the Check that
 // follows waits for it instead of starting its own. It returns at once.
@@ -156,7 +173,12 @@ func (v *Verifier) Prefetch(path, version string) {
 		return
 	}
 	c := v.client.Load()
-	go c.Lookup(path, version) // result (or error) lands in c's cache
+	go func() {
+		// The result lands in c's cache; a failure must not stay there.
+		if _, err := c.Lookup(path, version); err != nil {
+			v.client.CompareAndSwap(c, sumdb.NewClient(v.ops))
+		}
+	}()
 }
 
 // CheckMod verifies a go.mod file. The error wraps ErrMismatch, ErrNotInDB,
@@ -192,13 +214,11 @@ func (v *Verifier) check(ctx context.Context, path, vers, got string) (Evidence,
 	if err := ctx.Err(); err != nil {
 		return ev, err
 	}
-	c := v.client.Load()
-	lines, err := c.Lookup(path, vers)
+	lines, err := v.lookup(path, vers)
 	if v.Halted() {
 		return ev, fmt.Errorf("%w: %v", ErrInconsistent, err)
 	}
 	if err != nil {
-		v.client.CompareAndSwap(c, sumdb.NewClient(v.ops))
 		if v.ops.notFound(path, vers) {
 			return ev, fmt.Errorf("%s@%s: %w", path, vers, ErrNotInDB)
 		}

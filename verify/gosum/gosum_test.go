@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/mod/module"
 	"golang.org/x/mod/sumdb"
@@ -362,5 +363,26 @@ func TestPrefetchSharesLookup(t *testing.T) {
 	defer mu.Unlock()
 	if lookups != 1 {
 		t.Errorf("%d lookups, want 1", lookups)
+	}
+}
+
+// A Prefetch that fails while the database is down leaves nothing behind:
+// the check after it recovers passes.
+func TestPrefetchFailureNotRemembered(t *testing.T) {
+	db, zipFile, store := setup(t)
+	v := newVerifier(t, db, store, nil)
+	h := db.srv.Config.Handler
+	db.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down", http.StatusBadGateway)
+	})
+	c := v.client.Load()
+	v.Prefetch(modPath, modVers)
+	deadline := time.Now().Add(5 * time.Second)
+	for v.client.Load() == c && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	db.srv.Config.Handler = h
+	if _, err := v.CheckZip(context.Background(), modPath, modVers, zipFile); err != nil {
+		t.Fatalf("after the database came back: %v", err)
 	}
 }
