@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"os"
 	"path"
 	"regexp"
 	"strings"
@@ -122,6 +123,30 @@ func (u Upstream) Host() string {
 		return ""
 	}
 	return p.Host
+}
+
+// Password reads the upstream's password from its environment variable
+// or file; empty when the upstream is anonymous.
+func (u Upstream) Password() (string, error) {
+	switch {
+	case u.PasswordEnv != "":
+		v := strings.TrimSpace(os.Getenv(u.PasswordEnv))
+		if v == "" {
+			return "", fmt.Errorf("oci upstream %s: environment variable %s is empty", u.Name, u.PasswordEnv)
+		}
+		return v, nil
+	case u.PasswordFile != "":
+		b, err := readBounded(u.PasswordFile, 64<<10)
+		if err != nil {
+			return "", fmt.Errorf("oci upstream %s: password file: %w", u.Name, err)
+		}
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return "", fmt.Errorf("oci upstream %s: password file %s is empty", u.Name, u.PasswordFile)
+		}
+		return v, nil
+	}
+	return "", nil
 }
 
 // PolicyFor returns the policy for "<upstream>/<repository>": the first

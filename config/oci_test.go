@@ -95,3 +95,24 @@ func TestMatchRepo(t *testing.T) {
 		}
 	}
 }
+
+func TestUpstreamPassword(t *testing.T) {
+	t.Setenv("AIRLOCK_TEST_REGISTRY_PW", " s3cret\n")
+	file := writeConfig(t, "from-file\n")
+	for _, tc := range []struct {
+		u       Upstream
+		want    string
+		wantErr bool
+	}{
+		{Upstream{Name: "a"}, "", false},
+		{Upstream{Name: "a", PasswordEnv: "AIRLOCK_TEST_REGISTRY_PW"}, "s3cret", false},
+		{Upstream{Name: "a", PasswordEnv: "AIRLOCK_TEST_UNSET_PW"}, "", true},
+		{Upstream{Name: "a", PasswordFile: file}, "from-file", false},
+		{Upstream{Name: "a", PasswordFile: file + ".missing"}, "", true},
+	} {
+		got, err := tc.u.Password()
+		if got != tc.want || (err != nil) != tc.wantErr {
+			t.Errorf("%+v: Password() = %q, %v; want %q, error %v", tc.u, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
