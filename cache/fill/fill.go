@@ -300,6 +300,13 @@ func (g *Group) pull(ctx context.Context, f *fill) (int64, error) {
 	if size >= 0 && n < size {
 		return n, fmt.Errorf("fetching blob %s: upstream sent %d of the %d bytes it announced: %w: %w", f.want, n, size, ErrSizeMismatch, io.ErrUnexpectedEOF)
 	}
+	if got := st.Digest(); got != f.want {
+		return n, fmt.Errorf("fetching blob %s: upstream bytes hash to %s: %w", f.want, got, cache.ErrDigestMismatch)
+	}
+	// The bytes are whole and hash to their name: readers may finish now
+	// instead of waiting for Commit's fsync of a large layer. A failed
+	// commit only means the next request fetches again.
+	f.verify()
 	if err := st.Commit(ctx, f.want); err != nil {
 		return n, fmt.Errorf("fetching blob %s: %w", f.want, err)
 	}
@@ -318,8 +325,9 @@ type fill struct {
 	size     int64    // announced by upstream, -1 if unknown
 	file     *os.File // read side of the staged file; nil before start and after the last release
 	written  int64    // bytes in file, all readable
+	verified bool     // every byte is written and the digest matched
 	finished bool     // the leader is done: err says how
-	err      error    // why the fetch failed; nil with finished means committed
+	err      error    // why the fetch failed before verification; readers see it
 	wake     chan struct{}
 	// refs counts the leader and every Reader not yet closed (and every
 	// Open still waiting); file is closed when it drops to zero.
@@ -379,11 +387,23 @@ func (f *fill) progress(n int64) {
 	f.wakeLocked()
 }
 
+func (f *fill) verify() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.verified = true
+	f.wakeLocked()
+}
+
+// finish publishes the end of the fetch. A failure after verification
+// (the commit) is the store's problem, not the readers': they already
+// have every verified byte.
 func (f *fill) finish(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.finished = true
-	f.err = err
+	if !f.verified {
+		f.err = err
+	}
 	f.wakeLocked()
 	f.readyLocked()
 }
@@ -419,8 +439,9 @@ type Reader struct {
 }
 
 // Read reads the next bytes of the blob. Following a fetch it blocks until
-// more bytes are written; it returns io.EOF only after the blob was
-// committed under its digest, and an error (wrapping cache.ErrDigestMismatch,
+// more bytes are written; it returns io.EOF only after every byte arrived
+// and hashed to the digest (the commit to the store may still be running),
+// and an error (wrapping cache.ErrDigestMismatch,
 // ErrSizeMismatch, ErrTooLarge or the upstream's error) as soon as the fetch
 // fails, whatever is left unread. When the context given to Open is done it
 // returns the context's error; the fetch goes on.
@@ -462,7 +483,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 			}
 			return 0, fmt.Errorf("reading staged blob %s: %w", f.want, err)
 		}
-		if f.finished {
+		if f.verified || f.finished {
 			f.mu.Unlock()
 			return 0, io.EOF
 		}

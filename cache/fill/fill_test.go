@@ -1053,3 +1053,71 @@ func BenchmarkFill(b *testing.B) {
 		})
 	}
 }
+
+// slowCommit is a store whose commits wait for a gate, like an fsync of a
+// large layer on a slow disk.
+type slowCommit struct {
+	cache.Blobs
+	gate chan struct{}
+}
+
+func (s slowCommit) Stage(ctx context.Context) (cache.Staged, error) {
+	st, err := s.Blobs.Stage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return gatedStaged{st, s.gate}, nil
+}
+
+type gatedStaged struct {
+	cache.Staged
+	gate chan struct{}
+}
+
+func (g gatedStaged) Commit(ctx context.Context, want string) error {
+	<-g.gate
+	return g.Staged.Commit(ctx, want)
+}
+
+// Readers finish as soon as the bytes are whole and verified, without
+// waiting for the store's commit; the blob is committed afterwards.
+func TestReadersDoNotWaitForCommit(t *testing.T) {
+	gate := make(chan struct{})
+	var disk *cache.Disk
+	e := newEnv(t, func(o *Options) {
+		disk = o.Blobs.(*cache.Disk)
+		o.Blobs = slowCommit{o.Blobs, gate}
+	})
+	data := content(300<<10, 9)
+	want := digestOf(data)
+	var src source
+	r, err := e.g.Open(testCtx(t), want, src.bytes(data, int64(len(data))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		got, err := io.ReadAll(r)
+		if err == nil && !bytes.Equal(got, data) {
+			err = errors.New("wrong bytes")
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reader waited for the commit")
+	}
+	r.Close()
+	if ok, _ := disk.Has(context.Background(), want); ok {
+		t.Fatal("committed before the gate opened")
+	}
+	close(gate)
+	e.wait(t)
+	if ok, _ := disk.Has(context.Background(), want); !ok {
+		t.Fatal("not committed after the gate opened")
+	}
+}

@@ -82,7 +82,9 @@ func parsePath(p string) (route, *regError) {
 				return route{}, errDigest(r.ref)
 			}
 		} else if !tagRE.MatchString(r.ref) {
-			return route{}, errorf(http.StatusBadRequest, codeNameInvalid, "invalid tag %q: want [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}", clip(r.ref))
+			// No manifest can have such a tag: the spec (and its conformance
+			// suite) wants 404 for it, not a name error.
+			return route{}, errorf(http.StatusNotFound, codeManifestUnknown, "invalid tag %q: no manifest can have it (tags match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127})", clip(r.ref))
 		}
 	case kindBlob, kindReferrers:
 		if !validDigest(r.ref) {
