@@ -238,6 +238,9 @@ func (o *OCI) validate() error {
 		default:
 			return fmt.Errorf("%s.require: %q must be signature or none", key, p.Require)
 		}
+		if len(p.Keys) > 0 && !p.IgnoreTlog && o.TrustedRoot == "" {
+			return fmt.Errorf("%s.ignore_tlog: key signatures need their transparency-log entry checked against oci.trusted_root; set trusted_root, or ignore_tlog: true for signatures made with --tlog-upload=false", key)
+		}
 		if len(p.Identities) > 0 && o.TrustedRoot == "" {
 			return fmt.Errorf("%s.identities: keyless verification needs oci.trusted_root", key)
 		}

@@ -64,7 +64,8 @@ func TestOCIErrorsNameTheKey(t *testing.T) {
 		{"oci: {trusted_root: r, policies: [{match: a, require: signature, identities: [{subject_regexp: '(', issuer: i}]}]}", "oci.policies[0].identities[0].subject_regexp"},
 		{"oci: {policies: [{match: a, require: none, tags: sometimes}]}", "oci.policies[0].tags"},
 		{"oci: {policies: [{match: a, require: none, attestations: [{predicate_type: x}]}]}", "oci.policies[0].attestations"},
-		{"oci: {policies: [{match: a, require: signature, keys: [k], attestations: [{builder_id: x}]}]}", "oci.policies[0].attestations[0].predicate_type"},
+		{"oci: {policies: [{match: a, require: signature, keys: [k], ignore_tlog: true, attestations: [{builder_id: x}]}]}", "oci.policies[0].attestations[0].predicate_type"},
+		{"oci: {policies: [{match: a, require: signature, keys: [k]}]}", "oci.policies[0].ignore_tlog"},
 		{"oci: {timeout: 0s}", "oci.timeout"},
 		{"oci: {upstreams: [{name: a, url: 'https://x', colour: red}]}", "oci.upstreams[0].colour"},
 	} {

@@ -122,8 +122,14 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		MaxZip: int64(cfg.Go.MaxZip), MaxMod: int64(cfg.Go.MaxMod), MaxInfo: int64(cfg.Go.MaxInfo),
 		ListTTL: cfg.Go.ListTTL.D(), ReadAhead: cfg.Go.ReadAhead, Log: log.With("front", "go"), Metrics: m,
 	})
+	ociFront, err := newOCIFront(cfg.OCI, meta, blobs, m, log.With("front", "oci"))
+	if err != nil {
+		meta.Close()
+		return nil, err
+	}
 	h := proxy.New(proxy.Options{
 		GoMod:   goFront,
+		OCI:     ociFront,
 		Admin:   admin.New(meta, tokens, log.With("front", "admin")),
 		Metrics: m,
 		Log:     log,
@@ -156,8 +162,12 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	var ociUpstreams []string
+	for _, u := range cfg.OCI.Upstreams {
+		ociUpstreams = append(ociUpstreams, u.Name+"="+u.URL)
+	}
 	log.Info("airlock listening", "addr", ln.Addr().String(), "data", cfg.Data, "go_upstream", cfg.Go.Upstream,
-		"sumdb", cfg.Go.SumDBName(), "version", version)
+		"sumdb", cfg.Go.SumDBName(), "oci_upstreams", strings.Join(ociUpstreams, ","), "version", version)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
