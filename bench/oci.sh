@@ -12,10 +12,12 @@
 # blob to 8 concurrent clients (hey, MB/s), manifests by digest and by tag (req/s,
 # p99), cosign verify through the endpoint, and the tag re-point check.
 # After it, one blob is asked by 16 concurrent cold requests (Airlock must fetch
-# it upstream once), and Airlock's RSS is sampled throughout.
+# it upstream once), optionally four 1 GiB blobs are streamed at once ("huge"),
+# and Airlock's RSS is sampled throughout.
 #
 # Usage: bench/oci.sh        (root: page-cache drops; results in $RESULTS_DIR)
-# Env:   TARGETS ("upstream airlock distribution nginx"), RUNS_PULL, RUNS_HEY,
+# Env:   TARGETS ("upstream airlock distribution nginx"; add "huge" for four 1 GiB
+#        blobs streamed at once, 8 GiB of disk), RUNS_PULL, RUNS_HEY,
 #        AIRLOCK_ADDR (127.0.0.1:5010), BENCH_ROOT (/tmp/airlock-bench), SHARED_BENCH.
 #   bench/oci.sh reset | stop    (used internally as RESET_CMD)
 set -euo pipefail
@@ -126,6 +128,43 @@ if has airlock; then
   s=$(elapsed "$t0"); b1=$(upbytes)
   echo "16 concurrent cold requests for one ${size}-byte blob: ${ok} complete in ${s}s; upstream bytes read $((b1 - b0)) = $(awk -v b=$((b1 - b0)) -v z="$size" 'BEGIN{printf "%.2f", b/z}') fetches" \
     | tee "${RESULTS_DIR}/oci-airlock-fanin.txt" >&2
+fi
+# Four 1 GiB blobs streamed at once through a cold Airlock: RSS must stay flat
+# (bytes go upstream -> staged file -> clients, never whole into memory).
+if has huge; then
+  "$SELF" reset
+  H=${BENCH_ROOT}/oci/huge; mkdir -p "$H"
+  upload() { # REPO FILE DIGEST: monolithic upload to the distribution upstream
+    local loc
+    loc=$(curl -sf -D - -o /dev/null -X POST "${UP}/v2/$1/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
+    [[ $loc == http* ]] || loc=${UP}${loc}
+    curl -sf -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' --upload-file "$2" "${loc}$([[ $loc == *\?* ]] && echo '&' || echo '?')digest=$3"
+  }
+  printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}' >"${H}/config.json"
+  cfgd=sha256:$(sha256sum "${H}/config.json" | cut -d' ' -f1); cfgs=$(stat -c %s "${H}/config.json")
+  digests=()
+  for i in 1 2 3 4; do
+    f=${H}/layer${i}
+    head -c $((1 << 30)) /dev/urandom >"$f"
+    d=sha256:$(sha256sum "$f" | cut -d' ' -f1)
+    upload "bench/huge${i}" "$f" "$d"; upload "bench/huge${i}" "${H}/config.json" "$cfgd"
+    rm -f "$f" # disk: the upstream and Airlock each keep a copy
+    m=$(printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%s}]}' "$cfgd" "$cfgs" "$d" $((1 << 30)))
+    curl -sf -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary "$m" "${UP}/v2/bench/huge${i}/manifests/v1"
+    curl -sf -o /dev/null "http://${AIRLOCK_ADDR}/v2/bench/huge${i}/manifests/v1"
+    digests+=("$d")
+  done
+  r0=$(wc -l <"${A}/rss.tsv"); pids=(); t0=$(now_s)
+  for i in 1 2 3 4; do
+    curl -sf -o /dev/null "http://${AIRLOCK_ADDR}/v2/bench/huge${i}/blobs/${digests[$((i - 1))]}" & pids+=($!)
+  done
+  ok=0; for p in "${pids[@]}"; do wait "$p" && ok=$((ok + 1)); done
+  s=$(elapsed "$t0")
+  hpeak=$(tail -n +"$((r0 + 1))" "${A}/rss.tsv" | awk -F'\t' '$2>m{m=$2} END{print m+0}')
+  echo "4 concurrent cold 1 GiB blobs: ${ok}/4 complete in ${s}s; airlock peak RSS meanwhile $((hpeak / 1024)) MiB" \
+    | tee "${RESULTS_DIR}/oci-airlock-huge.txt" >&2
+  for i in 1 2 3 4; do curl -s -o /dev/null -X DELETE "${UP}/v2/bench/huge${i}/blobs/${digests[$((i - 1))]}"; done
+  stop; rm -rf "${A}/data"
 fi
 stop
 

@@ -57,7 +57,7 @@ func (h *Handler) serveBlob(w http.ResponseWriter, r *http.Request, t target, d 
 }
 
 // streamChunk is the size of one read from a blob being fetched.
-const streamChunk = 64 << 10
+const streamChunk = 256 << 10
 
 // stream copies a blob being fetched to the client, always holding back
 // the last chunk read until the next read succeeds: the BlobSource reports
