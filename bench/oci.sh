@@ -44,6 +44,7 @@ oci:
   tag_ttl: 1m
   policies:
     - {match: up/bench/many, require: none}
+    - {match: "up/bench/huge*", require: none}
     - match: "up/**"
       require: signature
       keys: ["${BENCH_ROOT}/oci/keys/cosign.pub"]
