@@ -56,7 +56,13 @@ type logBuffer struct {
 // until it listens.
 func startAirlock(t *testing.T, configYAML string) *instance {
 	t.Helper()
-	data := t.TempDir()
+	return startAirlockOn(t, configYAML, t.TempDir())
+}
+
+// startAirlockOn is startAirlock on a given data directory (a restart uses
+// the one before it).
+func startAirlockOn(t *testing.T, configYAML, data string) *instance {
+	t.Helper()
 	cfgFile := filepath.Join(t.TempDir(), "airlock.yaml")
 	if err := os.WriteFile(cfgFile, []byte(configYAML), 0o600); err != nil {
 		t.Fatal(err)

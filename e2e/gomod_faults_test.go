@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,8 +10,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -163,62 +160,7 @@ func (inst *instance) stop(t *testing.T) {
 func restartAirlock(t *testing.T, inst *instance, configYAML string) *instance {
 	t.Helper()
 	inst.stop(t)
-	cfgFile := filepath.Join(t.TempDir(), "airlock.yaml")
-	if err := os.WriteFile(cfgFile, []byte(configYAML), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(binary, "serve", "--config", cfgFile, "--data", inst.Data, "--listen", "127.0.0.1:0", "--log-format", "json")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	next := &instance{Data: inst.Data, cmd: cmd, logs: &logBuffer{lines: make(chan string, 1024)}}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "airlock listening" {
-				addr <- rec.Addr
-			}
-			select {
-			case next.logs.lines <- line:
-			default:
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			for len(next.logs.lines) > 0 {
-				t.Log("airlock (restarted): " + <-next.logs.lines)
-			}
-		}
-	})
-	select {
-	case a := <-addr:
-		next.URL = "http://" + a
-	case <-time.After(30 * time.Second):
-		t.Fatal("restarted airlock did not start listening")
-	}
-	tok, err := os.ReadFile(filepath.Join(inst.Data, "admin-token"))
-	if err != nil {
-		t.Fatalf("admin token: %v", err)
-	}
-	next.Token = strings.TrimSpace(string(tok))
+	next := startAirlockOn(t, configYAML, inst.Data)
 	if next.Token != inst.Token {
 		t.Errorf("the admin token changed across a restart on the same data directory")
 	}
