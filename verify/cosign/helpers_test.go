@@ -16,9 +16,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/airlock-proxy/airlock/verify/cosign/cosigntest"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -109,6 +111,15 @@ func (tr *testRegistry) pushIndex(t *testing.T, repo string) name.Digest {
 
 // --- keys --------------------------------------------------------------
 
+func mustKey(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 type testKey struct {
 	priv *ecdsa.PrivateKey
 	sv   signature.SignerVerifier
@@ -137,12 +148,29 @@ func newKey(t *testing.T) testKey {
 	return testKey{priv: priv, sv: sv, pem: pemKey, fp: fp}
 }
 
+// --- keyless: a sigstore of our own (cosigntest) -------------------------
+
+// keylessSigner signs with a certificate fs issued.
+func keylessSigner(fs *cosigntest.Sigstore, id *cosigntest.Identity) signer {
+	return signer{sv: id.Signer, cert: id.Cert, fs: fs}
+}
+
+// writeRoot writes fs's trusted_root.json into a temporary directory.
+func writeRoot(t *testing.T, fs *cosigntest.Sigstore) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "trusted_root.json")
+	if err := fs.WriteTrustedRoot(p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // --- signing the way cosign does ---------------------------------------
 
 type signer struct {
 	sv   signature.SignerVerifier
-	cert *x509.Certificate // keyless; nil for a key
-	fs   *fakeSigstore     // the CA of cert; its Rekor records the signature unless noTlog
+	cert *x509.Certificate    // keyless; nil for a key
+	fs   *cosigntest.Sigstore // the CA of cert; its Rekor records the signature unless noTlog
 	// noTlog: cosign sign --tlog-upload=false
 	noTlog bool
 }
@@ -189,7 +217,7 @@ func signLegacyRaw(t *testing.T, d name.Digest, s signer, pl []byte) {
 	}
 	var opts []static.Option
 	if s.cert != nil {
-		chain, err := cryptoutils.MarshalCertificatesToPEM([]*x509.Certificate{s.fs.interCert, s.fs.rootCert})
+		chain, err := cryptoutils.MarshalCertificatesToPEM(s.fs.Chain())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -197,7 +225,7 @@ func signLegacyRaw(t *testing.T, d name.Digest, s signer, pl []byte) {
 	}
 	if s.tlog() {
 		sum := sha256.Sum256(pl)
-		e := s.fs.logEntry(t, hashedrekord.KIND, rekortypes.ArtifactProperties{
+		e := s.fs.LogEntry(t, hashedrekord.KIND, rekortypes.ArtifactProperties{
 			ArtifactHash: hex.EncodeToString(sum[:]), SignatureBytes: raw,
 			PublicKeyBytes: [][]byte{s.pem(t)}, PKIFormat: "x509",
 		})
@@ -254,11 +282,11 @@ func attestLegacy(t *testing.T, d name.Digest, s signer, predicateType string, s
 		static.WithAnnotations(map[string]string{"predicateType": predicateType}),
 	}
 	if s.cert != nil {
-		chain, _ := cryptoutils.MarshalCertificatesToPEM([]*x509.Certificate{s.fs.interCert, s.fs.rootCert})
+		chain, _ := cryptoutils.MarshalCertificatesToPEM(s.fs.Chain())
 		opts = append(opts, static.WithCertChain(s.pem(t), chain))
 	}
 	if s.tlog() {
-		e := s.fs.logEntry(t, dsse.KIND, rekortypes.ArtifactProperties{
+		e := s.fs.LogEntry(t, dsse.KIND, rekortypes.ArtifactProperties{
 			ArtifactBytes: env, PublicKeyBytes: [][]byte{s.pem(t)}, PKIFormat: "x509",
 		})
 		opts = append(opts, static.WithBundle(cbundle.EntryToBundle(e)))
@@ -284,7 +312,7 @@ func attachBundle(t *testing.T, d name.Digest, s signer, stmt []byte) {
 	env := dsseSign(t, s, stmt)
 	var entry *models.LogEntryAnon
 	if s.tlog() {
-		entry = s.fs.logEntry(t, dsse.KIND, rekortypes.ArtifactProperties{
+		entry = s.fs.LogEntry(t, dsse.KIND, rekortypes.ArtifactProperties{
 			ArtifactBytes: env, PublicKeyBytes: [][]byte{s.pem(t)}, PKIFormat: "x509",
 		})
 	}

@@ -13,15 +13,16 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/airlock-proxy/airlock/verify/cosign/cosigntest"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 )
 
 func TestNewPolicyErrors(t *testing.T) {
-	fs := newFakeSigstore(t)
+	fs := cosigntest.New(t)
 	k := newKey(t)
-	noCT, err := root.NewTrustedRoot(root.TrustedRootMediaType01, fs.trusted.FulcioCertificateAuthorities(), nil, nil, fs.trusted.RekorLogs())
+	noCT, err := root.NewTrustedRoot(root.TrustedRootMediaType01, fs.TrustedRoot().FulcioCertificateAuthorities(), nil, nil, fs.TrustedRoot().RekorLogs())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,18 +34,18 @@ func TestNewPolicyErrors(t *testing.T) {
 		want    string // substring of the error; "" for success
 	}{
 		{"key, tlog ignored, no root", PolicyConfig{Keys: [][]byte{k.pem}, IgnoreTlog: true}, nil, ""},
-		{"key with tlog and root", PolicyConfig{Keys: [][]byte{k.pem}}, fs.trusted, ""},
-		{"identity with root", PolicyConfig{Identities: []Identity{id}}, fs.trusted, ""},
+		{"key with tlog and root", PolicyConfig{Keys: [][]byte{k.pem}}, fs.TrustedRoot(), ""},
+		{"identity with root", PolicyConfig{Identities: []Identity{id}}, fs.TrustedRoot(), ""},
 		{"nothing to trust", PolicyConfig{IgnoreTlog: true}, nil, "neither keys nor identities"},
 		{"not a key", PolicyConfig{Keys: [][]byte{[]byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")}, IgnoreTlog: true}, nil, "key 0"},
 		{"garbage key", PolicyConfig{Keys: [][]byte{[]byte("ssh-ed25519 AAAA")}, IgnoreTlog: true}, nil, "key 0"},
 		{"key needs tlog root", PolicyConfig{Keys: [][]byte{k.pem}}, nil, "ignore_tlog"},
 		{"identity needs root", PolicyConfig{Identities: []Identity{id}}, nil, "trusted root"},
 		{"identity needs CT log", PolicyConfig{Identities: []Identity{id}}, noCT, "CT log"},
-		{"identity without issuer", PolicyConfig{Identities: []Identity{{Subject: ghSubject}}}, fs.trusted, "issuer"},
-		{"identity without subject", PolicyConfig{Identities: []Identity{{Issuer: ghIssuer}}}, fs.trusted, "subject"},
-		{"identity with subject and regexp", PolicyConfig{Identities: []Identity{{Subject: ghSubject, SubjectRegexp: ".*", Issuer: ghIssuer}}}, fs.trusted, "exactly one of subject"},
-		{"bad regexp", PolicyConfig{Identities: []Identity{{SubjectRegexp: "(", Issuer: ghIssuer}}}, fs.trusted, "subject regexp"},
+		{"identity without issuer", PolicyConfig{Identities: []Identity{{Subject: ghSubject}}}, fs.TrustedRoot(), "issuer"},
+		{"identity without subject", PolicyConfig{Identities: []Identity{{Issuer: ghIssuer}}}, fs.TrustedRoot(), "subject"},
+		{"identity with subject and regexp", PolicyConfig{Identities: []Identity{{Subject: ghSubject, SubjectRegexp: ".*", Issuer: ghIssuer}}}, fs.TrustedRoot(), "exactly one of subject"},
+		{"bad regexp", PolicyConfig{Identities: []Identity{{SubjectRegexp: "(", Issuer: ghIssuer}}}, fs.TrustedRoot(), "subject regexp"},
 		{"attestation without type", PolicyConfig{Keys: [][]byte{k.pem}, IgnoreTlog: true, Attestations: []Attestation{{BuilderID: "x"}}}, nil, "predicate type"},
 		{"builder on non-SLSA", PolicyConfig{Keys: [][]byte{k.pem}, IgnoreTlog: true, Attestations: []Attestation{{PredicateType: "https://spdx.dev/Document", BuilderID: "x"}}}, nil, "SLSA"},
 	}
@@ -65,7 +66,7 @@ func TestNewPolicyErrors(t *testing.T) {
 }
 
 func TestPolicyID(t *testing.T) {
-	fs, fs2 := newFakeSigstore(t), newFakeSigstore(t)
+	fs, fs2 := cosigntest.New(t), cosigntest.New(t)
 	k1, k2 := newKey(t), newKey(t)
 	id := func(c PolicyConfig, tm root.TrustedMaterial) string {
 		t.Helper()
@@ -83,16 +84,16 @@ func TestPolicyID(t *testing.T) {
 		f(&c)
 		return c
 	}
-	ref := id(base, fs.trusted)
+	ref := id(base, fs.TrustedRoot())
 
 	// The same outcome, the same ID.
 	same := map[string]string{
-		"again":                 id(base, fs.trusted),
-		"keys reordered":        id(with(func(c *PolicyConfig) { c.Keys = [][]byte{k2.pem, k1.pem} }), fs.trusted),
-		"duplicate key":         id(with(func(c *PolicyConfig) { c.Keys = append(c.Keys, k1.pem) }), fs.trusted),
-		"root loaded from JSON": id(base, mustLoad(t, fs.writeRoot(t))),
+		"again":                 id(base, fs.TrustedRoot()),
+		"keys reordered":        id(with(func(c *PolicyConfig) { c.Keys = [][]byte{k2.pem, k1.pem} }), fs.TrustedRoot()),
+		"duplicate key":         id(with(func(c *PolicyConfig) { c.Keys = append(c.Keys, k1.pem) }), fs.TrustedRoot()),
+		"root loaded from JSON": id(base, mustLoad(t, writeRoot(t, fs))),
 	}
-	if same["keys reordered"] != id(with(func(c *PolicyConfig) { c.Keys = [][]byte{k1.pem, k2.pem} }), fs.trusted) {
+	if same["keys reordered"] != id(with(func(c *PolicyConfig) { c.Keys = [][]byte{k1.pem, k2.pem} }), fs.TrustedRoot()) {
 		t.Error("ID depends on the order of keys")
 	}
 	delete(same, "keys reordered")
@@ -104,17 +105,17 @@ func TestPolicyID(t *testing.T) {
 
 	// Anything that changes the outcome changes the ID.
 	different := map[string]string{
-		"key added":        id(with(func(c *PolicyConfig) { c.Keys = append(c.Keys, k2.pem) }), fs.trusted),
-		"key replaced":     id(with(func(c *PolicyConfig) { c.Keys = [][]byte{k2.pem} }), fs.trusted),
-		"identity changed": id(with(func(c *PolicyConfig) { c.Identities[0].Subject += "x" }), fs.trusted),
-		"identity regexp":  id(with(func(c *PolicyConfig) { c.Identities[0] = Identity{SubjectRegexp: ghSubject, Issuer: ghIssuer} }), fs.trusted),
-		"identity added":   id(with(func(c *PolicyConfig) { c.Identities = append(c.Identities, Identity{Subject: "a@b", Issuer: ghIssuer}) }), fs.trusted),
-		"tlog ignored":     id(with(func(c *PolicyConfig) { c.IgnoreTlog = true }), fs.trusted),
-		"attestation":      id(with(func(c *PolicyConfig) { c.Attestations = []Attestation{{PredicateType: PredicateSLSAv1}} }), fs.trusted),
+		"key added":        id(with(func(c *PolicyConfig) { c.Keys = append(c.Keys, k2.pem) }), fs.TrustedRoot()),
+		"key replaced":     id(with(func(c *PolicyConfig) { c.Keys = [][]byte{k2.pem} }), fs.TrustedRoot()),
+		"identity changed": id(with(func(c *PolicyConfig) { c.Identities[0].Subject += "x" }), fs.TrustedRoot()),
+		"identity regexp":  id(with(func(c *PolicyConfig) { c.Identities[0] = Identity{SubjectRegexp: ghSubject, Issuer: ghIssuer} }), fs.TrustedRoot()),
+		"identity added":   id(with(func(c *PolicyConfig) { c.Identities = append(c.Identities, Identity{Subject: "a@b", Issuer: ghIssuer}) }), fs.TrustedRoot()),
+		"tlog ignored":     id(with(func(c *PolicyConfig) { c.IgnoreTlog = true }), fs.TrustedRoot()),
+		"attestation":      id(with(func(c *PolicyConfig) { c.Attestations = []Attestation{{PredicateType: PredicateSLSAv1}} }), fs.TrustedRoot()),
 		"attestation rule": id(with(func(c *PolicyConfig) {
 			c.Attestations = []Attestation{{PredicateType: PredicateSLSAv1, BuilderID: "b"}}
-		}), fs.trusted),
-		"other trusted root": id(base, fs2.trusted),
+		}), fs.TrustedRoot()),
+		"other trusted root": id(base, fs2.TrustedRoot()),
 	}
 	seen := map[string]string{ref: "base"}
 	for name, got := range different {
@@ -135,8 +136,8 @@ func mustLoad(t *testing.T, path string) root.TrustedMaterial {
 }
 
 func TestLoadTrustedRoot(t *testing.T) {
-	fs := newFakeSigstore(t)
-	tm := mustLoad(t, fs.writeRoot(t))
+	fs := cosigntest.New(t)
+	tm := mustLoad(t, writeRoot(t, fs))
 	if len(tm.RekorLogs()) != 1 || len(tm.CTLogs()) != 1 || len(tm.FulcioCertificateAuthorities()) != 1 {
 		t.Fatalf("loaded root: %d rekor, %d ct, %d CAs", len(tm.RekorLogs()), len(tm.CTLogs()), len(tm.FulcioCertificateAuthorities()))
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/airlock-proxy/airlock/verify/cosign/cosigntest"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/sigstore-go/pkg/root"
@@ -28,15 +29,14 @@ type env struct {
 	reg        *testRegistry
 	d, other   name.Digest
 	key, wrong testKey
-	fs, fs2    *fakeSigstore
+	fs, fs2    *cosigntest.Sigstore
 }
 
 func (e *env) keySigner() signer     { return signer{sv: e.key.sv} }
 func (e *env) keyTlogSigner() signer { return signer{sv: e.key.sv, fs: e.fs} }
 func (e *env) wrongSigner() signer   { return signer{sv: e.wrong.sv} }
 func (e *env) keyless(t *testing.T, subject string) signer {
-	cert, sv := e.fs.issue(t, subject, ghIssuer, false)
-	return signer{sv: sv, cert: cert, fs: e.fs}
+	return keylessSigner(e.fs, e.fs.Issue(t, subject, ghIssuer))
 }
 
 // Policies used by the cases.
@@ -44,13 +44,13 @@ func (e *env) keyPolicy() (PolicyConfig, root.TrustedMaterial) {
 	return PolicyConfig{Keys: [][]byte{e.key.pem}, IgnoreTlog: true}, nil
 }
 func (e *env) keyTlogPolicy() (PolicyConfig, root.TrustedMaterial) {
-	return PolicyConfig{Keys: [][]byte{e.key.pem}}, e.fs.trusted
+	return PolicyConfig{Keys: [][]byte{e.key.pem}}, e.fs.TrustedRoot()
 }
 func (e *env) identityPolicy(ids ...Identity) (PolicyConfig, root.TrustedMaterial) {
 	if len(ids) == 0 {
 		ids = []Identity{{Subject: ghSubject, Issuer: ghIssuer}}
 	}
-	return PolicyConfig{Identities: ids}, e.fs.trusted
+	return PolicyConfig{Identities: ids}, e.fs.TrustedRoot()
 }
 
 // fastRetry keeps failing registries from costing go-containerregistry's
@@ -210,8 +210,8 @@ func TestVerify(t *testing.T) {
 		{
 			name: "keyless certificate without SCT",
 			setup: func(t *testing.T, e *env) {
-				cert, sv := e.fs.issue(t, ghSubject, ghIssuer, true)
-				signLegacy(t, e.d, e.d, signer{sv: sv, cert: cert, fs: e.fs})
+				id := e.fs.Issue(t, ghSubject, ghIssuer, cosigntest.WithoutSCT())
+				signLegacy(t, e.d, e.d, keylessSigner(e.fs, id))
 			},
 			policy: func(e *env) (PolicyConfig, root.TrustedMaterial) { return e.identityPolicy() },
 			want:   want{check: CheckSignature, evidence: map[string]string{"sig.1": "SCT"}},
@@ -229,8 +229,8 @@ func TestVerify(t *testing.T) {
 		{
 			name: "keyless certificate from another CA",
 			setup: func(t *testing.T, e *env) {
-				cert, sv := e.fs2.issue(t, ghSubject, ghIssuer, false)
-				signLegacy(t, e.d, e.d, signer{sv: sv, cert: cert, fs: e.fs2})
+				id := e.fs2.Issue(t, ghSubject, ghIssuer)
+				signLegacy(t, e.d, e.d, keylessSigner(e.fs2, id))
 			},
 			policy: func(e *env) (PolicyConfig, root.TrustedMaterial) { return e.identityPolicy() },
 			want:   want{check: CheckSignature},
@@ -239,7 +239,7 @@ func TestVerify(t *testing.T) {
 			name:  "keyless signature does not pass a key-only policy",
 			setup: func(t *testing.T, e *env) { signLegacy(t, e.d, e.d, e.keyless(t, ghSubject)) },
 			policy: func(e *env) (PolicyConfig, root.TrustedMaterial) {
-				return PolicyConfig{Keys: [][]byte{e.key.pem}}, e.fs.trusted
+				return PolicyConfig{Keys: [][]byte{e.key.pem}}, e.fs.TrustedRoot()
 			},
 			want: want{check: CheckSignature, evidence: map[string]string{"sig.1": "key sha256:"}},
 		},
@@ -334,8 +334,8 @@ func TestVerify(t *testing.T) {
 		{
 			name: "keyless bundle without SCT",
 			setup: func(t *testing.T, e *env) {
-				cert, sv := e.fs.issue(t, ghSubject, ghIssuer, true)
-				attachBundle(t, e.d, signer{sv: sv, cert: cert, fs: e.fs}, statementFor(t, e.d, PredicateCosignSign, nil))
+				id := e.fs.Issue(t, ghSubject, ghIssuer, cosigntest.WithoutSCT())
+				attachBundle(t, e.d, keylessSigner(e.fs, id), statementFor(t, e.d, PredicateCosignSign, nil))
 			},
 			policy: func(e *env) (PolicyConfig, root.TrustedMaterial) { return e.identityPolicy() },
 			want:   want{check: CheckSignature, evidence: map[string]string{"sig.1": "certificate timestamp"}},
@@ -556,7 +556,7 @@ func TestVerify(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := &env{reg: newRegistry(t, !tt.noRefAPI), key: newKey(t), wrong: newKey(t), fs: newFakeSigstore(t), fs2: newFakeSigstore(t)}
+			e := &env{reg: newRegistry(t, !tt.noRefAPI), key: newKey(t), wrong: newKey(t), fs: cosigntest.New(t), fs2: cosigntest.New(t)}
 			e.d = e.reg.push(t, "acme/app")
 			e.other = e.reg.push(t, "acme/other")
 			tt.setup(t, e)
