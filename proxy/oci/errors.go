@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
+
 	"github.com/airlock-proxy/airlock/cache"
 	"github.com/airlock-proxy/airlock/verify"
 )
@@ -108,6 +110,10 @@ func (h *Handler) upstreamFailure(u *upstream, err error, what, unknown string) 
 		case ue.status == http.StatusTooManyRequests:
 			return &regError{status: http.StatusTooManyRequests, code: codeTooManyRequests, retryAfter: ue.retryAfter,
 				msg: fmt.Sprintf("upstream %s is rate limiting Airlock: %s", u.Name, ue.msg)}
+		case ue.notFound() && u.auth != authn.Anonymous && (ue.status == http.StatusUnauthorized || ue.status == http.StatusForbidden):
+			// Registries answer 401 for what does not exist too, so this
+			// stays a 404, but a wrong password must be recognisable.
+			return errorf(http.StatusNotFound, unknown, "%s: not found upstream, or the credentials configured for %s do not give access (%s answered %d: %s)", what, u.Name, u.Name, ue.status, ue.msg)
 		case ue.notFound():
 			return errorf(http.StatusNotFound, unknown, "%s: not found upstream (%s answered %d: %s)", what, u.Name, ue.status, ue.msg)
 		}
