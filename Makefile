@@ -16,7 +16,7 @@ COSIGN_VERSION := v2.6.5
 CONFORMANCE_V1 := v0.0.0-20231101194043-f2182352d4cc
 CONFORMANCE_V2 := v0.0.0-20260831232431-97274622c111
 
-.PHONY: test vet unit fuzz build tools
+.PHONY: test vet unit fuzz build tools skopeo
 
 test: vet tools unit fuzz
 
@@ -39,8 +39,15 @@ fuzz:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/airlock ./cmd/airlock
 
-tools: $(TOOLS)/crane@$(CRANE_VERSION) $(TOOLS)/cosign@$(COSIGN_VERSION) \
+tools: skopeo $(TOOLS)/crane@$(CRANE_VERSION) $(TOOLS)/cosign@$(COSIGN_VERSION) \
 	$(TOOLS)/conformance@$(CONFORMANCE_V1) $(TOOLS)/conformance@$(CONFORMANCE_V2)
+
+# skopeo is not go-installable (it needs C libraries): Debian's package.
+skopeo:
+	@command -v skopeo >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo; \
+		else echo "skopeo is needed by the e2e tests: install it (Debian/Ubuntu: apt-get install skopeo)" >&2; exit 1; fi; }
 
 # A stamp named for the version reinstalls when the pin changes.
 $(TOOLS)/crane@%:
