@@ -1,8 +1,8 @@
 # The one test command (README, .ci/run): vet, the whole suite with the race
-# detector (unit, end-to-end with the real go, crane, skopeo and cosign
-# clients), then every fuzz target briefly. The Go-built clients are
-# installed at pinned versions into .tools/bin; skopeo comes from the
-# system's packages (.ci/run installs it).
+# detector (unit, end-to-end with the real go, npm, pnpm, crane, skopeo and
+# cosign clients), then every fuzz target briefly. The Go-built clients and
+# pnpm are installed at pinned versions into .tools/bin; skopeo and npm come
+# from the system's packages (installed here when run as root).
 GO ?= go
 FUZZTIME ?= 10s
 
@@ -15,8 +15,9 @@ COSIGN_VERSION := v2.6.5
 # The OCI distribution-spec conformance suite: v1.1, and the redesign.
 CONFORMANCE_V1 := v0.0.0-20231101194043-f2182352d4cc
 CONFORMANCE_V2 := v0.0.0-20260831232431-97274622c111
+PNPM_VERSION := 10.34.9
 
-.PHONY: test vet unit fuzz build tools skopeo
+.PHONY: test vet unit fuzz build tools skopeo npm
 
 test: vet tools unit fuzz
 
@@ -39,8 +40,9 @@ fuzz:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/airlock ./cmd/airlock
 
-tools: skopeo $(TOOLS)/crane@$(CRANE_VERSION) $(TOOLS)/cosign@$(COSIGN_VERSION) \
-	$(TOOLS)/conformance@$(CONFORMANCE_V1) $(TOOLS)/conformance@$(CONFORMANCE_V2)
+tools: skopeo npm $(TOOLS)/crane@$(CRANE_VERSION) $(TOOLS)/cosign@$(COSIGN_VERSION) \
+	$(TOOLS)/conformance@$(CONFORMANCE_V1) $(TOOLS)/conformance@$(CONFORMANCE_V2) \
+	$(TOOLS)/pnpm@$(PNPM_VERSION)
 
 # skopeo is not go-installable (it needs C libraries): Debian's package.
 skopeo:
@@ -49,9 +51,22 @@ skopeo:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo; \
 		else echo "skopeo is needed by the e2e tests: install it (Debian/Ubuntu: apt-get install skopeo)" >&2; exit 1; fi; }
 
+# npm (with Node.js) drives the npm end-to-end tests: Debian's package.
+npm:
+	@command -v npm >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; \
+		else echo "npm is needed by the e2e tests: install it (Debian/Ubuntu: apt-get install npm)" >&2; exit 1; fi; }
+
 # A stamp named for the version reinstalls when the pin changes.
 $(TOOLS)/crane@%:
 	GOBIN=$(TOOLS)/bin $(GO) install github.com/google/go-containerregistry/cmd/crane@$*
+	@touch $@
+
+$(TOOLS)/pnpm@%: | npm
+	rm -rf $(TOOLS)/pnpm-$* && mkdir -p $(TOOLS)/bin
+	npm install --prefix $(TOOLS)/pnpm-$* --no-audit --no-fund --loglevel=error pnpm@$*
+	ln -sf $(TOOLS)/pnpm-$*/node_modules/.bin/pnpm $(TOOLS)/bin/pnpm
 	@touch $@
 
 $(TOOLS)/cosign@%:

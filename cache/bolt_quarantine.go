@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -213,15 +214,36 @@ func (b *Bolt) Status(ctx context.Context, a verify.Artifact) (Status, error) {
 
 // Quarantines returns the records matching f, oldest first.
 func (b *Bolt) Quarantines(ctx context.Context, f QuarantineFilter) ([]Quarantine, error) {
+	match := func(q Quarantine) bool {
+		return (f.State == "" || q.State == f.State) && (f.Ecosystem == "" || q.Artifact.Ecosystem == f.Ecosystem) &&
+			(f.Name == "" || q.Artifact.Name == f.Name)
+	}
 	var out []Quarantine
 	err := b.view(ctx, func(tx *bolt.Tx) error {
 		bk := tx.Bucket(bucketQuarantine)
+		if f.Name != "" && f.Ecosystem != "" {
+			// Artifact keys start with "<ecosystem>:<name>", so the
+			// index by artifact holds one package's records together
+			// (with those of longer names sharing the prefix).
+			prefix := []byte(string(f.Ecosystem) + ":" + f.Name)
+			c := tx.Bucket(bucketQuarantined).Cursor()
+			for k, id := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, id = c.Next() {
+				var q Quarantine
+				if _, err := getJSON(bk, id, &q); err != nil {
+					return err
+				}
+				if match(q) {
+					out = append(out, q)
+				}
+			}
+			return nil
+		}
 		return bk.ForEach(func(k, _ []byte) error {
 			var q Quarantine
 			if _, err := getJSON(bk, k, &q); err != nil {
 				return err
 			}
-			if (f.State == "" || q.State == f.State) && (f.Ecosystem == "" || q.Artifact.Ecosystem == f.Ecosystem) {
+			if match(q) {
 				out = append(out, q)
 			}
 			return nil

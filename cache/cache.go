@@ -106,6 +106,10 @@ const (
 type QuarantineFilter struct {
 	State     State
 	Ecosystem verify.Ecosystem
+	// Name selects one package's records (with Ecosystem); the fronts
+	// ask this on every metadata request, so drivers answer it from an
+	// index rather than a scan.
+	Name string
 }
 
 // Meta is the metadata store. Every method that changes a decision writes

@@ -359,6 +359,9 @@ func testMeta(t *testing.T, open func(t *testing.T, now func() time.Time) Meta) 
 		if len(all) != 14 || !slices.IsSorted(all) || all[0] != "q-000001" || all[13] != "q-000014" {
 			t.Fatalf("all = %v", all)
 		}
+		// A name that extends another must not show up in its records.
+		_, err = m.Decide(ctx, verify.Artifact{Ecosystem: verify.Go, Name: "example.com/mx", Version: "v1.0.0"}, holdSum, "proxy")
+		must(t, err)
 		for _, tc := range []struct {
 			f    QuarantineFilter
 			want []string
@@ -368,7 +371,13 @@ func testMeta(t *testing.T, open func(t *testing.T, now func() time.Time) Meta) 
 			{QuarantineFilter{Ecosystem: verify.NPM}, []string{"q-000013"}},
 			{QuarantineFilter{Ecosystem: verify.NPM, State: Released}, nil},
 			{QuarantineFilter{Ecosystem: verify.OCI}, nil},
-			{QuarantineFilter{Ecosystem: verify.Go, State: Held}, slices.DeleteFunc(slices.Clone(all[:12]), func(s string) bool { return s == "q-000003" })},
+			{QuarantineFilter{Ecosystem: verify.Go, State: Held}, append(slices.DeleteFunc(slices.Clone(all[:12]), func(s string) bool { return s == "q-000003" }), "q-000015")},
+			{QuarantineFilter{Ecosystem: verify.Go, Name: "example.com/m"}, all[:12]},
+			{QuarantineFilter{Ecosystem: verify.Go, Name: "example.com/m", State: Released}, []string{"q-000003"}},
+			{QuarantineFilter{Ecosystem: verify.Go, Name: "example.com/mx"}, []string{"q-000015"}},
+			{QuarantineFilter{Ecosystem: verify.Go, Name: "example.com"}, nil},
+			{QuarantineFilter{Ecosystem: verify.NPM, Name: "@scope/c"}, []string{"q-000013"}},
+			{QuarantineFilter{Ecosystem: verify.NPM, Name: "@scope/c", State: Blocked}, nil},
 		} {
 			if got := ids(tc.f); !slices.Equal(got, tc.want) {
 				t.Errorf("Quarantines(%+v) = %v, want %v", tc.f, got, tc.want)

@@ -24,6 +24,7 @@ type Config struct {
 	Admin  Admin  `yaml:"admin"`
 	Go     Go     `yaml:"go"`
 	OCI    OCI    `yaml:"oci"`
+	NPM    NPM    `yaml:"npm"`
 	// ShutdownGrace bounds how long in-flight requests may run after
 	// SIGTERM before they are cut off.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
@@ -120,6 +121,7 @@ func Default() Config {
 			MaxInfo: 1 << 20,
 		},
 		OCI: DefaultOCI(),
+		NPM: DefaultNPM(),
 	}
 }
 
@@ -275,7 +277,10 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%s: must be positive", key)
 		}
 	}
-	return c.OCI.validate()
+	if err := c.OCI.validate(); err != nil {
+		return err
+	}
+	return c.NPM.validate()
 }
 
 func checkHTTPURL(s string) error {

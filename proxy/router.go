@@ -18,6 +18,7 @@ import (
 type Options struct {
 	GoMod   http.Handler // the GOPROXY front, sees paths below /go/
 	OCI     http.Handler // the registry front, sees full /v2/ paths
+	NPM     http.Handler // the npm front, sees paths below /npm/
 	Admin   http.Handler // the admin API, sees full /admin/api/ paths
 	Metrics *metrics.Set
 	Log     *slog.Logger
@@ -43,6 +44,13 @@ func New(o Options) http.Handler {
 	if o.OCI != nil {
 		r.PathPrefix("/v2").Handler(o.OCI)
 	}
+	if o.NPM != nil {
+		r.PathPrefix("/npm/").Handler(http.StripPrefix("/npm", o.NPM))
+		// The npm client fetches attestations from the path of
+		// dist.attestations.url resolved against the registry's host,
+		// which drops the registry's own path (/npm).
+		r.PathPrefix("/-/npm/v1/attestations/").Handler(o.NPM)
+	}
 	if o.Admin != nil {
 		r.PathPrefix("/admin/api/").Handler(o.Admin)
 	}
@@ -65,7 +73,7 @@ func New(o Options) http.Handler {
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusNotFound)
-		w.Write([]byte("airlock: no such endpoint (Go modules are under /go/, container images under /v2/, the admin API under /admin/api/v1/)\n"))
+		w.Write([]byte("airlock: no such endpoint (Go modules are under /go/, npm packages under /npm/, container images under /v2/, the admin API under /admin/api/v1/)\n"))
 	})
 	return observe(o.Log, o.Metrics, r)
 }

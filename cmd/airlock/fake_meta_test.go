@@ -75,7 +75,7 @@ func (m *fakeMeta) Quarantines(_ context.Context, f cache.QuarantineFilter) ([]c
 	defer m.mu.Unlock()
 	var out []cache.Quarantine
 	for _, q := range m.records {
-		if (f.State == "" || q.State == f.State) && (f.Ecosystem == "" || q.Artifact.Ecosystem == f.Ecosystem) {
+		if (f.State == "" || q.State == f.State) && (f.Ecosystem == "" || q.Artifact.Ecosystem == f.Ecosystem) && (f.Name == "" || q.Artifact.Name == f.Name) {
 			out = append(out, q)
 		}
 	}

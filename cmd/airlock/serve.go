@@ -127,9 +127,15 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		meta.Close()
 		return nil, err
 	}
+	npmFront, err := newNPMFront(cfg.NPM, meta, blobs, m, log.With("front", "npm"))
+	if err != nil {
+		meta.Close()
+		return nil, err
+	}
 	h := proxy.New(proxy.Options{
 		GoMod:   goFront,
 		OCI:     ociFront,
+		NPM:     npmFront,
 		Admin:   admin.New(meta, tokens, log.With("front", "admin")),
 		Metrics: m,
 		Log:     log,
@@ -167,7 +173,7 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 		ociUpstreams = append(ociUpstreams, u.Name+"="+u.URL)
 	}
 	log.Info("airlock listening", "addr", ln.Addr().String(), "data", cfg.Data, "go_upstream", cfg.Go.Upstream,
-		"sumdb", cfg.Go.SumDBName(), "oci_upstreams", strings.Join(ociUpstreams, ","), "version", version)
+		"sumdb", cfg.Go.SumDBName(), "oci_upstreams", strings.Join(ociUpstreams, ","), "npm_upstream", cfg.NPM.Upstream, "version", version)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -33,10 +33,38 @@ type Packument struct {
 	// unpublished package has an object under "unpublished").
 	Time     map[string]json.RawMessage
 	Versions map[string]*Version
+	// Restrictions, when set, is written as the top-level
+	// "policyRestrictions" object that npm's manifest picker reads (see
+	// Restrictions). Parse never sets it.
+	Restrictions *Restrictions
 
 	hasName bool
 	hasTime bool
 	rest    map[string]json.RawMessage // top-level fields other than the above
+}
+
+// Restrictions names versions withheld from clients, so that the npm
+// client can say why: a version listed here is chosen for a range only
+// when nothing else satisfies it, and choosing it fails with E403 and
+// Message ("Could not download pkg@1.2.3 due to policy violations: …")
+// instead of "No matching version found". Clients that do not know the
+// field (pnpm, yarn) simply do not see the versions, which Filter removed.
+type Restrictions struct {
+	Versions []string
+	Message  string
+}
+
+func (p *Packument) writeRestrictions(b *bytes.Buffer) {
+	vs := make(map[string]func(*bytes.Buffer), len(p.Restrictions.Versions))
+	for _, v := range p.Restrictions.Versions {
+		vs[v] = func(b *bytes.Buffer) {
+			writeObject(b, map[string]func(*bytes.Buffer){"name": stringValue(p.Name), "version": stringValue(v)})
+		}
+	}
+	writeObject(b, map[string]func(*bytes.Buffer){
+		"message":  stringValue(p.Restrictions.Message),
+		"versions": func(b *bytes.Buffer) { writeObject(b, vs) },
+	})
 }
 
 // Version is one entry of "versions", keyed by Version. Its facts are
@@ -412,6 +440,9 @@ func (p *Packument) Encode(w io.Writer, tarball func(version string) string) err
 		}
 		writeObject(b, vs)
 	}
+	if p.Restrictions != nil {
+		fields["policyRestrictions"] = p.writeRestrictions
+	}
 	writeObject(&b, fields)
 	_, err := w.Write(b.Bytes())
 	return err
@@ -424,7 +455,7 @@ var AbbreviatedFields = []string{
 	"name", "version", "dependencies", "optionalDependencies", "devDependencies",
 	"bundleDependencies", "peerDependencies", "peerDependenciesMeta", "bin",
 	"directories", "dist", "engines", "cpu", "os", "_hasShrinkwrap",
-	"deprecated", "funding", "license",
+	"deprecated", "funding", "license", "acceptDependencies", "libc",
 }
 
 // EncodeAbbreviated writes npm's abbreviated form: name, modified,
@@ -451,6 +482,9 @@ func (p *Packument) EncodeAbbreviated(w io.Writer, tarball func(version string) 
 		}
 		writeObject(b, vs)
 	}
+	if p.Restrictions != nil {
+		fields["policyRestrictions"] = p.writeRestrictions
+	}
 	writeObject(&b, fields)
 	_, err := w.Write(b.Bytes())
 	return err
@@ -473,6 +507,16 @@ func (p *Packument) writeDistTags(b *bytes.Buffer) {
 		m[k] = stringValue(v)
 	}
 	writeObject(b, m)
+}
+
+// Encode writes the version object as the full packument has it, with
+// dist.tarball replaced: the answer to GET /<name>/<version>.
+func (v *Version) Encode(w io.Writer, tarball string) error {
+	var b bytes.Buffer
+	b.Grow(len(v.Raw) + len(tarball))
+	v.writeFull(&b, tarball)
+	_, err := w.Write(b.Bytes())
+	return err
 }
 
 func (v *Version) writeFull(b *bytes.Buffer, tarball string) {

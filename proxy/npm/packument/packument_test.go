@@ -392,3 +392,65 @@ func TestRoundTripEscapes(t *testing.T) {
 		}
 	}
 }
+
+func TestRestrictions(t *testing.T) {
+	p := parseFixture(t).Filter(hide("2.2.0-beta.2", "2.1.0"))
+	p.Restrictions = &Restrictions{Versions: []string{"2.1.0", "2.2.0-beta.2"}, Message: "held \"by\" airlock"}
+	for _, tc := range []struct {
+		form   string
+		encode func(*bytes.Buffer) error
+	}{
+		{"full", func(b *bytes.Buffer) error { return p.Encode(b, airlockURL(p.Name)) }},
+		{"abbreviated", func(b *bytes.Buffer) error { return p.EncodeAbbreviated(b, airlockURL(p.Name)) }},
+	} {
+		t.Run(tc.form, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := tc.encode(&out); err != nil {
+				t.Fatal(err)
+			}
+			got := decode(t, out.Bytes())
+			pr, ok := got["policyRestrictions"].(map[string]any)
+			if !ok {
+				t.Fatalf("policyRestrictions = %v", got["policyRestrictions"])
+			}
+			if pr["message"] != `held "by" airlock` {
+				t.Errorf("message = %q", pr["message"])
+			}
+			vs := pr["versions"].(map[string]any)
+			if len(vs) != 2 {
+				t.Errorf("restricted versions = %v", vs)
+			}
+			for _, v := range []string{"2.1.0", "2.2.0-beta.2"} {
+				m, _ := vs[v].(map[string]any)
+				if m["name"] != "@acme/widget" || m["version"] != v {
+					t.Errorf("restricted %s = %v", v, vs[v])
+				}
+				if _, listed := got["versions"].(map[string]any)[v]; listed {
+					t.Errorf("%s still in versions", v)
+				}
+			}
+		})
+	}
+	var out bytes.Buffer
+	if err := parseFixture(t).Encode(&out, airlockURL("@acme/widget")); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := decode(t, out.Bytes())["policyRestrictions"]; ok {
+		t.Error("policyRestrictions written without restrictions")
+	}
+}
+
+func TestEncodeVersion(t *testing.T) {
+	p := parseFixture(t)
+	v := p.Versions["2.1.0"]
+	var out bytes.Buffer
+	if err := v.Encode(&out, "http://airlock/x.tgz"); err != nil {
+		t.Fatal(err)
+	}
+	got := decode(t, out.Bytes())
+	want := decode(t, v.Raw)
+	want["dist"].(map[string]any)["tarball"] = "http://airlock/x.tgz"
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Encode = %v, want %v", got, want)
+	}
+}
