@@ -1,7 +1,7 @@
 # The one test command (README, .ci/run): vet, the whole suite with the race
-# detector (unit, end-to-end with the real go, npm, pnpm, crane, skopeo and
-# cosign clients), then every fuzz target briefly. The Go-built clients and
-# pnpm are installed at pinned versions into .tools/bin; skopeo and npm come
+# detector (unit, end-to-end with the real go, npm, pnpm, yarn, crane, skopeo
+# and cosign clients), then every fuzz target briefly. The Go-built clients,
+# pnpm and yarn are installed at pinned versions into .tools/bin; skopeo and npm come
 # from the system's packages (installed here when run as root).
 GO ?= go
 FUZZTIME ?= 10s
@@ -16,6 +16,7 @@ COSIGN_VERSION := v2.6.5
 CONFORMANCE_V1 := v0.0.0-20231101194043-f2182352d4cc
 CONFORMANCE_V2 := v0.0.0-20260831232431-97274622c111
 PNPM_VERSION := 10.34.9
+YARN_VERSION := 1.22.22
 
 .PHONY: test vet unit fuzz build tools skopeo npm
 
@@ -42,7 +43,7 @@ build:
 
 tools: skopeo npm $(TOOLS)/crane@$(CRANE_VERSION) $(TOOLS)/cosign@$(COSIGN_VERSION) \
 	$(TOOLS)/conformance@$(CONFORMANCE_V1) $(TOOLS)/conformance@$(CONFORMANCE_V2) \
-	$(TOOLS)/pnpm@$(PNPM_VERSION)
+	$(TOOLS)/pnpm@$(PNPM_VERSION) $(TOOLS)/yarn@$(YARN_VERSION)
 
 # skopeo is not go-installable (it needs C libraries): Debian's package.
 skopeo:
@@ -67,6 +68,12 @@ $(TOOLS)/pnpm@%: | npm
 	rm -rf $(TOOLS)/pnpm-$* && mkdir -p $(TOOLS)/bin
 	npm install --prefix $(TOOLS)/pnpm-$* --no-audit --no-fund --loglevel=error pnpm@$*
 	ln -sf $(TOOLS)/pnpm-$*/node_modules/.bin/pnpm $(TOOLS)/bin/pnpm
+	@touch $@
+
+$(TOOLS)/yarn@%: | npm
+	rm -rf $(TOOLS)/yarn-$* && mkdir -p $(TOOLS)/bin
+	npm install --prefix $(TOOLS)/yarn-$* --no-audit --no-fund --loglevel=error yarn@$*
+	ln -sf $(TOOLS)/yarn-$*/node_modules/.bin/yarn $(TOOLS)/bin/yarn
 	@touch $@
 
 $(TOOLS)/cosign@%:

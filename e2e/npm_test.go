@@ -18,18 +18,22 @@ import (
 // in.
 type npmProject struct {
 	dir, cache, registry string
-	npm                  string // the client's path
+	npm                  string       // the client's path
+	tuf                  *npmtest.TUF // stands in for sigstore's TUF repository (npm audit signatures)
 }
 
 func newNPMProject(t *testing.T, registry string, deps map[string]string) *npmProject {
 	t.Helper()
-	p := &npmProject{dir: t.TempDir(), cache: t.TempDir(), registry: registry, npm: tool(t, "npm")}
+	p := &npmProject{dir: t.TempDir(), cache: t.TempDir(), registry: registry, npm: tool(t, "npm"), tuf: npmtest.StartTUF(t)}
 	pkg, _ := json.Marshal(map[string]any{"name": "e2e-project", "version": "1.0.0", "private": true, "dependencies": deps})
 	if err := os.WriteFile(filepath.Join(p.dir, "package.json"), pkg, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(p.dir, ".npmrc-empty"), nil, 0o644); err != nil {
-		t.Fatal(err)
+	// npm refuses one file as both user and global config.
+	for _, f := range []string{".npmrc-user", ".npmrc-global"} {
+		if err := os.WriteFile(filepath.Join(p.dir, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return p
 }
@@ -45,10 +49,21 @@ func (p *npmProject) runClient(t *testing.T, client string, args ...string) (str
 	t.Helper()
 	cmd := exec.Command(client, args...)
 	cmd.Dir = p.dir
-	cmd.Env = append(os.Environ(),
+	p.tuf.Plant(t, p.cache)
+	var env []string
+	for _, kv := range os.Environ() {
+		// Nothing of an outer npm's configuration or proxies leaks in.
+		k, _, _ := strings.Cut(kv, "=")
+		if lk := strings.ToLower(k); strings.HasPrefix(lk, "npm_config_") || strings.HasSuffix(lk, "_proxy") || lk == "node_extra_ca_certs" {
+			continue
+		}
+		env = append(env, kv)
+	}
+	cmd.Env = append(append(env, p.tuf.Env()...),
 		"npm_config_registry="+p.registry,
 		"npm_config_cache="+p.cache,
-		"npm_config_userconfig="+filepath.Join(p.dir, ".npmrc-empty"),
+		"npm_config_userconfig="+filepath.Join(p.dir, ".npmrc-user"),
+		"npm_config_globalconfig="+filepath.Join(p.dir, ".npmrc-global"),
 		"npm_config_audit=false", "npm_config_fund=false", "npm_config_update_notifier=false",
 		"npm_config_fetch_retries=0", "npm_config_ignore_scripts=true", "npm_config_loglevel=warn",
 		"npm_config_store_dir="+filepath.Join(p.cache, "pnpm-store"),
@@ -302,5 +317,34 @@ func TestPNPMInstallThroughAirlock(t *testing.T) {
 	// pnpm prints the status, not npm's error document.
 	if err == nil || !strings.Contains(out, "403") {
 		t.Errorf("pnpm add tampered@1.0.1: %v\n%s", err, out)
+	}
+}
+
+func TestYarnInstallThroughAirlock(t *testing.T) {
+	_, inst := npmUpstream(t, "")
+	yarn := tool(t, "yarn")
+	p := newNPMProject(t, inst.URL+"/npm/", map[string]string{"@acme/widget": "^1.0.0", "colours": "^1.0.0"})
+	if out, err := inst.cli(t, "quarantine", "block", "npm:colours@1.2.0", "--reason", "bad release"); err != nil {
+		t.Fatalf("block: %v\n%s", err, out)
+	}
+	out, err := p.runClient(t, yarn, "install", "--registry", inst.URL+"/npm/", "--cache-folder", filepath.Join(p.cache, "yarn"), "--non-interactive", "--no-progress")
+	if err != nil {
+		t.Fatalf("yarn install: %v\n%s", err, out)
+	}
+	for name, want := range map[string]string{"@acme/widget": "1.1.0", "@acme/util": "2.0.1", "colours": "1.1.0"} {
+		if got := p.installed(t, name); got != want {
+			t.Errorf("yarn installed %s %q, want %q", name, got, want)
+		}
+	}
+	lock, err := os.ReadFile(filepath.Join(p.dir, "yarn.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(lock), inst.URL+"/npm/@acme/widget/-/widget-1.1.0.tgz") {
+		t.Errorf("yarn.lock does not resolve through Airlock:\n%.1500s", lock)
+	}
+	out, err = p.runClient(t, yarn, "add", "tampered@1.0.1", "--registry", inst.URL+"/npm/", "--cache-folder", filepath.Join(p.cache, "yarn"), "--non-interactive")
+	if err == nil || !strings.Contains(out, "403") {
+		t.Errorf("yarn add tampered@1.0.1: %v\n%s", err, out)
 	}
 }

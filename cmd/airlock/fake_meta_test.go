@@ -21,6 +21,7 @@ type fakeMeta struct {
 	clock   time.Time
 	records []cache.Quarantine
 	audit   []cache.AuditEvent
+	facts   map[string]cache.Observation
 }
 
 func newFakeMeta() *fakeMeta {
@@ -140,4 +141,33 @@ func (m *fakeMeta) Audit(_ context.Context, after uint64, limit int) ([]cache.Au
 		}
 	}
 	return out, nil
+}
+
+func (m *fakeMeta) Observe(_ context.Context, key string, fields map[string]string) (cache.Observation, []cache.Change, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.facts == nil {
+		m.facts = map[string]cache.Observation{}
+	}
+	o, ok := m.facts[key]
+	if !ok {
+		o = cache.Observation{Key: key, FirstSeen: m.clock, Fields: map[string]string{}, Seen: map[string]time.Time{}}
+	}
+	for k, v := range fields {
+		if _, ok := o.Fields[k]; !ok {
+			o.Fields[k], o.Seen[k] = v, m.clock
+		}
+	}
+	m.facts[key] = o
+	return o, nil, nil
+}
+
+func (m *fakeMeta) Observation(_ context.Context, key string) (cache.Observation, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o, ok := m.facts[key]
+	if !ok {
+		return cache.Observation{}, cache.ErrNotFound
+	}
+	return o, nil
 }

@@ -52,6 +52,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newServeCmd())
 	root.AddCommand(newQuarantineCmd(g))
 	root.AddCommand(newAuditCmd(g))
+	root.AddCommand(newStatusCmd(g))
 	return root
 }
 

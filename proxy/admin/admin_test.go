@@ -451,6 +451,28 @@ func TestArtifactStatus(t *testing.T) {
 	}
 }
 
+func TestArtifactStatusShowsObservation(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, _, err := f.meta.Observe(ctx, "npm:seen@1.0.0", map[string]string{"publisher": "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	w := f.do(t, "GET", "/admin/api/v1/artifacts/npm:seen@1.0.0", readSecret, "")
+	if w.Code != 200 {
+		t.Fatalf("observed, undecided artifact: %d %s", w.Code, w.Body)
+	}
+	var got struct {
+		Observation *cache.Observation `json:"observation"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || got.Observation == nil || got.Observation.Fields["publisher"] != "alice" {
+		t.Errorf("observation = %+v (%v) in %s", got.Observation, err, w.Body)
+	}
+	w = f.do(t, "GET", "/admin/api/v1/artifacts/go:example.com/evil@v1.0.0", readSecret, "")
+	if strings.Contains(w.Body.String(), `"observation"`) {
+		t.Errorf("observation shown where none was recorded: %s", w.Body)
+	}
+}
+
 func TestAudit(t *testing.T) {
 	f := newFixture(t)
 	total := len(f.meta.audit) // decide+hold ×3, decide, release = 8

@@ -126,11 +126,31 @@ func (a *api) artifactStatus(w http.ResponseWriter, r *http.Request, _ Token) {
 		return
 	}
 	st, err := a.meta.Status(r.Context(), art)
-	if err != nil {
-		a.storeError(w, r, err, "nothing is known about "+art.String())
+	if err != nil && !errors.Is(err, cache.ErrNotFound) {
+		a.storeError(w, r, err, "")
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	decided := err == nil
+	// The facts recorded with their first-seen times: what the checks
+	// compared (publisher, provenance, digests…).
+	obs, err := a.meta.Observation(r.Context(), art.Key())
+	if err != nil && !errors.Is(err, cache.ErrNotFound) {
+		a.storeError(w, r, err, "")
+		return
+	}
+	observed := err == nil
+	if !decided && !observed {
+		a.storeError(w, r, cache.ErrNotFound, "nothing is known about "+art.String())
+		return
+	}
+	out := struct {
+		cache.Status
+		Observation *cache.Observation `json:"observation,omitempty"`
+	}{Status: st}
+	if observed {
+		out.Observation = &obs
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *api) audit(w http.ResponseWriter, r *http.Request, _ Token) {

@@ -383,6 +383,18 @@ func TestUpstreamDown(t *testing.T) {
 	if resp.StatusCode != 200 || decode(t, body)["name"] != "pkg" {
 		t.Errorf("stale packument = %d %s", resp.StatusCode, body)
 	}
+	// Upstream is left alone for a while after it failed: the stale copy is
+	// served at once rather than after another failed attempt.
+	asked := reg.Requests("/pkg")
+	f.get(t, "/pkg", "")
+	if got := reg.Requests("/pkg"); got != asked {
+		t.Errorf("upstream asked again right after failing (%d → %d)", asked, got)
+	}
+	f.now = f.now.Add(time.Minute)
+	f.get(t, "/pkg", "")
+	if got := reg.Requests("/pkg"); got != asked+1 {
+		t.Errorf("upstream not asked again after the quiet period (%d → %d)", asked, got)
+	}
 	resp, body = f.get(t, "/pkg/-/pkg-1.1.0.tgz", "")
 	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(npmError(t, body), "503") {
 		t.Errorf("uncached tarball with upstream down = %d %s, want 502", resp.StatusCode, body)
@@ -544,5 +556,56 @@ func TestConcurrentMissesFetchOnce(t *testing.T) {
 	}
 	if got := reg.Requests("/pkg"); got != 1 {
 		t.Errorf("%d upstream packument fetches, want 1", got)
+	}
+}
+
+// TestMissingPublishTime: a version the packument gives no time for cannot
+// be judged (key expiry, cooldown), so it is held.
+func TestMissingPublishTime(t *testing.T) {
+	reg := npmtest.New(t, npmtest.Options{})
+	publish(t, reg, "pkg", "1.0.0", "1.1.0")
+	// An upstream that drops time["1.1.0"] from the packument.
+	strip := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		resp, err := http.Get(reg.URL + r.URL.RequestURI())
+		if err != nil {
+			http.Error(w, err.Error(), 502)
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if r.URL.Path == "/pkg" {
+			var m map[string]any
+			json.Unmarshal(body, &m)
+			delete(m["time"].(map[string]any), "1.1.0")
+			body, _ = json.Marshal(m)
+		}
+		w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+		w.WriteHeader(resp.StatusCode)
+		w.Write(body)
+	}))
+	t.Cleanup(strip.Close)
+	f := newFixture(t, reg, func(o *npm.Options) { o.Upstream = strip.URL })
+	if resp, body := f.get(t, "/pkg/-/pkg-1.0.0.tgz", ""); resp.StatusCode != 200 {
+		t.Fatalf("1.0.0 = %d %s", resp.StatusCode, body)
+	}
+	resp, body := f.get(t, "/pkg/-/pkg-1.1.0.tgz", "")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(npmError(t, body), "npm-publish-time") {
+		t.Errorf("version without a publish time = %d %s, want 403 npm-publish-time", resp.StatusCode, body)
+	}
+}
+
+func TestSizeBounds(t *testing.T) {
+	reg := npmtest.New(t, npmtest.Options{})
+	publish(t, reg, "pkg", "1.0.0")
+	f := newFixture(t, reg, func(o *npm.Options) { o.MaxPackument = 200 })
+	if resp, body := f.get(t, "/pkg", ""); resp.StatusCode != http.StatusBadGateway || !strings.Contains(npmError(t, body), "limit") {
+		t.Errorf("oversize packument = %d %s, want 502 naming the limit", resp.StatusCode, body)
+	}
+	f = newFixture(t, reg, func(o *npm.Options) { o.MaxTarball = 10 })
+	if resp, body := f.get(t, "/pkg/-/pkg-1.0.0.tgz", ""); resp.StatusCode != http.StatusBadGateway || !strings.Contains(npmError(t, body), "limit") {
+		t.Errorf("oversize tarball = %d %s, want 502 naming the limit", resp.StatusCode, body)
+	}
+	if qs, _ := f.meta.Quarantines(context.Background(), cache.QuarantineFilter{}); len(qs) != 0 {
+		t.Errorf("an oversize tarball was quarantined: %v", qs)
 	}
 }

@@ -35,6 +35,9 @@ type doc struct {
 	pk      *packument.Packument
 	size    int64
 	fetched atomic.Int64 // unix nanoseconds of the last upstream confirmation
+	// quiet is when upstream may be asked again after it failed: until
+	// then the cached copy is served without waiting on a dead upstream.
+	quiet atomic.Int64
 
 	mu  sync.Mutex
 	enc map[string]encoded // answers by form, base URL and hidden set
@@ -56,7 +59,7 @@ func (d *doc) answer(key string, build func() (encoded, error)) (encoded, error)
 	if err != nil {
 		return encoded{}, err
 	}
-	if len(d.enc) >= 8 { // a few forms and hidden sets at a time
+	if len(d.enc) >= 4 { // a few forms and hidden sets at a time
 		clear(d.enc)
 	}
 	d.enc[key] = e
@@ -79,6 +82,10 @@ type docCache struct {
 	byKey map[string]*list.Element
 }
 
+// cost is what one byte of a packument costs in memory, decoded and
+// encoded.
+const cost = 5
+
 func newDocCache(max int64) *docCache {
 	return &docCache{max: max, order: list.New(), byKey: map[string]*list.Element{}}
 }
@@ -94,22 +101,24 @@ func (c *docCache) get(name string) *doc {
 }
 
 // put stores d, evicting the least recently used beyond the bound.
-// Decoded documents take about three times their size in memory.
+// A decoded document takes about three times its size in memory, and its
+// encoded answers (a full and an abbreviated one, usually) about as much
+// again.
 func (c *docCache) put(d *doc) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.byKey[d.name]; ok {
-		c.used -= e.Value.(*doc).size * 3
+		c.used -= e.Value.(*doc).size * cost
 		c.order.Remove(e)
 	}
 	c.byKey[d.name] = c.order.PushFront(d)
-	c.used += d.size * 3
+	c.used += d.size * cost
 	for c.used > c.max && c.order.Len() > 1 {
 		e := c.order.Back()
 		old := e.Value.(*doc)
 		c.order.Remove(e)
 		delete(c.byKey, old.name)
-		c.used -= old.size * 3
+		c.used -= old.size * cost
 	}
 }
 
@@ -121,12 +130,20 @@ func (h *Handler) load(ctx context.Context, name string) (*doc, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d != nil && h.o.Now().Sub(time.Unix(0, d.fetched.Load())) < h.o.MaxAge {
+	if d != nil && (h.o.Now().Sub(time.Unix(0, d.fetched.Load())) < h.o.MaxAge || h.o.Now().UnixNano() < d.quiet.Load()) {
 		h.o.Metrics.CacheHits.WithLabelValues("npm", "packument").Inc()
 		return d, nil
 	}
 	return h.refresh(ctx, name, d)
 }
+
+// Revalidating a cached packument is bounded by revalidateTimeout, and a
+// failure leaves upstream alone for quietPeriod: stale-if-error must not
+// make every install wait on a dead upstream.
+const (
+	revalidateTimeout = time.Minute
+	quietPeriod       = 30 * time.Second
+)
 
 // reload asks upstream again unless the packument was confirmed within
 // the last few seconds: for a version the cached copy does not know yet.
@@ -189,6 +206,11 @@ func (h *Handler) refresh(ctx context.Context, name string, old *doc) (*doc, err
 }
 
 func (h *Handler) fetchPackument(ctx context.Context, name string, old *doc) (*doc, error) {
+	if old != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, revalidateTimeout)
+		defer cancel()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.o.Upstream+"/"+escapeName(name), nil)
 	if err != nil {
 		return nil, err
@@ -210,6 +232,7 @@ func (h *Handler) fetchPackument(ctx context.Context, name string, old *doc) (*d
 		if old != nil && errors.Is(err, errUnavailable) {
 			h.o.Log.Warn("upstream unavailable; serving the cached packument", "package", name,
 				"fetched", time.Unix(0, old.fetched.Load()).UTC().Format(time.RFC3339), "err", err)
+			old.quiet.Store(h.o.Now().Add(quietPeriod).UnixNano())
 			return old, nil
 		}
 		return nil, unavailable(err)
@@ -227,6 +250,7 @@ func (h *Handler) fetchPackument(ctx context.Context, name string, old *doc) (*d
 	if err != nil {
 		if old != nil && errors.Is(err, errUnavailable) {
 			h.o.Log.Warn("upstream packument cut short; serving the cached one", "package", name, "err", err)
+			old.quiet.Store(h.o.Now().Add(quietPeriod).UnixNano())
 			return old, nil
 		}
 		return nil, unavailable(err)

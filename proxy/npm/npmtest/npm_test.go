@@ -18,7 +18,7 @@ type npmEnv struct {
 	t     *testing.T
 	env   []string
 	cache string
-	tuf   *fakeTUF
+	tuf   *TUF
 }
 
 func newNPMEnv(t *testing.T) *npmEnv {
@@ -37,9 +37,9 @@ func newNPMEnv(t *testing.T) *npmEnv {
 			t.Fatal(err)
 		}
 	}
-	tuf := startFakeTUF(t)
+	tuf := StartTUF(t)
 	cache := filepath.Join(home, "cache")
-	tuf.plant(t, cache)
+	tuf.Plant(t, cache)
 	var env []string
 	for _, kv := range os.Environ() {
 		// Drop configuration an outer npm (npm test, a CI step) exports,
@@ -66,12 +66,8 @@ func newNPMEnv(t *testing.T) *npmEnv {
 		"npm_config_progress=false",
 		// Everything but the registry goes to the fake TUF repository's
 		// proxy, which refuses all else: nothing reaches the network.
-		"https_proxy="+tuf.ProxyURL,
-		"http_proxy="+tuf.ProxyURL,
-		"no_proxy=127.0.0.1",
-		"npm_config_noproxy=127.0.0.1",
-		"NODE_EXTRA_CA_CERTS="+tuf.CAFile,
 	)
+	env = append(env, tuf.Env()...)
 	return &npmEnv{t: t, env: env, cache: cache, tuf: tuf}
 }
 
@@ -145,15 +141,17 @@ func TestNPMInstall(t *testing.T) {
 	graph(t, reg)
 	var mu sync.Mutex
 	var seen []string
+	reg.mu.Lock()
 	reg.trace = func(req *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
-		seen = append(seen, req.Method+" "+req.URL.RequestURI()+" accept="+req.Header.Get("Accept")+" npm-command="+req.Header.Get("Npm-Command")+" inm="+req.Header.Get("If-None-Match"))
+		seen = append(seen, req.Method+" "+req.URL.RequestURI()+" accept="+req.Header.Get("Accept")+" npm-command="+req.Header.Get("Npm-Command"))
 	}
+	reg.mu.Unlock()
 	t.Cleanup(func() {
 		mu.Lock()
 		defer mu.Unlock()
-		t.Logf("npm requests:\n%s\nvia the proxy:\n%s", strings.Join(seen, "\n"), strings.Join(e.tuf.log(), "\n"))
+		t.Logf("npm requests:\n%s\nvia the proxy:\n%s", strings.Join(seen, "\n"), strings.Join(e.tuf.Requests(), "\n"))
 	})
 
 	dir := project(t, map[string]string{"@airlock/app": "next", "solo": "^3.0.0"})

@@ -9,7 +9,7 @@
 // for the duration of one test:
 //
 //	reg := npmtest.New(t, npmtest.Options{})
-//	reg.Add(npmtest.Package{Name: "@acme/widget", Versions: []npmtest.Version{
+//	err := reg.Add(npmtest.Package{Name: "@acme/widget", Versions: []npmtest.Version{
 //		{Version: "1.0.0", Dependencies: map[string]string{"left-pad": "^1.3.0"}},
 //	}})
 //	// npm install --registry reg.URL+"/"
@@ -86,7 +86,10 @@ type Version struct {
 	Published time.Time
 	// Publisher is _npmUser.name, with email <name>@example.com; empty
 	// means "alice".
-	Publisher  string
+	Publisher string
+	// Provenance publishes an attestation from Options.Attest. npm audit
+	// signatures verifies attestations against Sigstore, so a test of the
+	// real client should leave it unset unless Attest makes real bundles.
 	Provenance bool
 	// Deprecated is the deprecation message, if any.
 	Deprecated string
@@ -264,6 +267,10 @@ func (r *Registry) Tarball(name, version string) []byte {
 	return append([]byte(nil), r.lookup(name, version).tarball...)
 }
 
+// TarballURL is dist.tarball of name@version, whether or not it was
+// added: <URL>/<name>/-/<bare name>-<version>.tgz.
+func (r *Registry) TarballURL(name, version string) string { return r.tarballURL(name, version) }
+
 // Integrity returns dist.integrity of name@version.
 func (r *Registry) Integrity(name, version string) string {
 	r.t.Helper()
@@ -327,6 +334,11 @@ func (r *Registry) Unpublish(name, version string) {
 	pk.modified = later(msec(time.Now()), pk.modified.Add(time.Millisecond))
 	pk.rev++
 }
+
+// Close stops the server, so that connections are refused rather than
+// answered; New arranges for it to run at the end of the test, and it may
+// run twice.
+func (r *Registry) Close() { r.srv.Close() }
 
 // SetDown makes every request answer 503 while down is true, to simulate
 // an outage.

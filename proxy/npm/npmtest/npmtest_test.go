@@ -448,6 +448,14 @@ func TestSetDown(t *testing.T) {
 	if n := reg.Requests("/left"); n != 2 {
 		t.Errorf("%d requests for /left, want 2 (down ones count)", n)
 	}
+	if resp := do(t, "HEAD", reg.URL+"/left/-/left-1.0.0.tgz", nil, nil); resp.status != 200 || len(resp.body) != 0 || resp.header.Get("Content-Length") != fmt.Sprint(len(reg.Tarball("left", "1.0.0"))) {
+		t.Errorf("HEAD tarball: %d, Content-Length %s", resp.status, resp.header.Get("Content-Length"))
+	}
+	reg.Close()
+	if resp, err := http.Get(reg.URL + "/left"); err == nil {
+		resp.Body.Close()
+		t.Errorf("GET after Close: %d", resp.StatusCode)
+	}
 }
 
 func TestUnpublish(t *testing.T) {

@@ -445,9 +445,6 @@ func (r *Registry) tarballURL(name, version string) string {
 	return r.URL + "/" + name + "/-/" + bare + "-" + version + ".tgz"
 }
 
-// TarballURL is dist.tarball of name@version (whether or not it exists).
-func (r *Registry) TarballURL(name, version string) string { return r.tarballURL(name, version) }
-
 func person(name string) object {
 	return object{{"name", name}, {"email", name + "@example.com"}}
 }

@@ -475,10 +475,11 @@ func (p *Packument) EncodeAbbreviated(w io.Writer, tarball func(version string) 
 	} else if m, ok := p.Time["modified"]; ok {
 		fields["modified"] = rawValue(m)
 	}
+	order := abbreviatedOrder()
 	fields["versions"] = func(b *bytes.Buffer) {
 		vs := make(map[string]func(*bytes.Buffer), len(p.Versions))
 		for k, v := range p.Versions {
-			vs[k] = func(b *bytes.Buffer) { v.writeAbbreviated(b, tarball(k)) }
+			vs[k] = func(b *bytes.Buffer) { v.writeAbbreviated(b, tarball(k), order) }
 		}
 		writeObject(b, vs)
 	}
@@ -534,20 +535,49 @@ func (v *Version) writeFull(b *bytes.Buffer, tarball string) {
 	writeObject(b, m)
 }
 
-func (v *Version) writeAbbreviated(b *bytes.Buffer, tarball string) {
-	m := make(map[string]func(*bytes.Buffer), len(AbbreviatedFields)+1)
-	for _, k := range AbbreviatedFields {
-		if r, ok := v.fields[k]; ok {
-			m[k] = rawValue(r)
+// abbreviatedOrder is the abbreviated form's keys in the order writeObject
+// would write them, so that versions can be written without building a map
+// each: a large packument has thousands.
+func abbreviatedOrder() []string {
+	keys := append(slices.Clone(AbbreviatedFields), "hasInstallScript")
+	if !slices.Contains(keys, "dist") {
+		keys = append(keys, "dist")
+	}
+	sort.Strings(keys)
+	return slices.Compact(keys)
+}
+
+func (v *Version) writeAbbreviated(b *bytes.Buffer, tarball string, order []string) {
+	b.WriteByte('{')
+	n := 0
+	key := func(k string) {
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		n++
+		writeString(b, k)
+		b.WriteByte(':')
+	}
+	for _, k := range order {
+		switch k {
+		case "dist":
+			if v.dist != nil || tarball != "" {
+				key(k)
+				v.distWriter(tarball)(b)
+			}
+		case "hasInstallScript":
+			if v.HasInstallScript {
+				key(k)
+				b.WriteString("true")
+			}
+		default:
+			if r, ok := v.fields[k]; ok {
+				key(k)
+				b.Write(r)
+			}
 		}
 	}
-	if v.dist != nil || tarball != "" {
-		m["dist"] = v.distWriter(tarball)
-	}
-	if v.HasInstallScript {
-		m["hasInstallScript"] = rawValue(json.RawMessage("true"))
-	}
-	writeObject(b, m)
+	b.WriteByte('}')
 }
 
 func (v *Version) distWriter(tarball string) func(*bytes.Buffer) {

@@ -29,7 +29,7 @@ import (
 // tufHost is the Sigstore TUF repository npm consults for registry keys.
 const tufHost = "tuf-repo-cdn.sigstore.dev"
 
-// fakeTUF stands in for the Sigstore TUF repository, because `npm audit
+// TUF stands in for the Sigstore TUF repository, because `npm audit
 // signatures` asks it for "<registry host>/keys.json" before the
 // registry's /-/npm/v1/keys, and only falls back to the registry when the
 // repository answers that it has no such target: a network error aborts
@@ -39,7 +39,7 @@ const tufHost = "tuf-repo-cdn.sigstore.dev"
 // honours https_proxy) with a certificate from a CA given to node in
 // NODE_EXTRA_CA_CERTS, and trusted because its root.json is planted in
 // npm's TUF cache, which npm seeds only when it finds none.
-type fakeTUF struct {
+type TUF struct {
 	ProxyURL string // for https_proxy
 	CAFile   string // for NODE_EXTRA_CA_CERTS
 	root     []byte
@@ -48,9 +48,9 @@ type fakeTUF struct {
 	requests []string
 }
 
-func startFakeTUF(t *testing.T) *fakeTUF {
+func StartTUF(t testing.TB) *TUF {
 	t.Helper()
-	f := &fakeTUF{}
+	f := &TUF{}
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -159,10 +159,10 @@ func tunnel(conn net.Conn, r *bufio.Reader, dst net.Conn) {
 	<-done
 }
 
-// plant writes the fake repository's root into the TUF cache under the
+// Plant writes the fake repository's root into the TUF cache under the
 // npm cache directory, where npm's TUF client looks before seeding the
 // real Sigstore root.
-func (f *fakeTUF) plant(t *testing.T, npmCache string) {
+func (f *TUF) Plant(t testing.TB, npmCache string) {
 	t.Helper()
 	dir := filepath.Join(npmCache, "_tuf", tufHost)
 	if err := os.MkdirAll(filepath.Join(dir, "targets"), 0o755); err != nil {
@@ -173,7 +173,21 @@ func (f *fakeTUF) plant(t *testing.T, npmCache string) {
 	}
 }
 
-func (f *fakeTUF) log() []string {
+// Env is what the npm client's environment needs to reach the fake
+// repository: a proxy for everything but 127.0.0.1 (which refuses every
+// host but the repository's, so nothing reaches the network) and its CA.
+func (f *TUF) Env() []string {
+	return []string{
+		"https_proxy=" + f.ProxyURL,
+		"http_proxy=" + f.ProxyURL,
+		"no_proxy=127.0.0.1",
+		"npm_config_noproxy=127.0.0.1",
+		"NODE_EXTRA_CA_CERTS=" + f.CAFile,
+	}
+}
+
+// Requests lists what reached the proxy and the repository, for logs.
+func (f *TUF) Requests() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.requests...)
@@ -181,7 +195,7 @@ func (f *fakeTUF) log() []string {
 
 // tufRepo builds a one-key TUF repository without targets: root,
 // timestamp, snapshot and targets metadata, valid until expires.
-func tufRepo(t *testing.T, expires time.Time) map[string][]byte {
+func tufRepo(t testing.TB, expires time.Time) map[string][]byte {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -217,7 +231,7 @@ func tufRepo(t *testing.T, expires time.Time) map[string][]byte {
 
 // canonical is TUF's canonical JSON for the plain ASCII documents above:
 // sorted keys, no insignificant space, no HTML escaping.
-func canonical(t *testing.T, v any) []byte {
+func canonical(t testing.TB, v any) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
