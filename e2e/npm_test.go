@@ -162,6 +162,15 @@ func TestNPMInstallThroughAirlock(t *testing.T) {
 		t.Errorf("npm audit signatures reports problems:\n%s", out)
 	}
 
+	// npm audit goes through Airlock to the upstream's advisory endpoint.
+	out, err = p.run(t, "audit", "--audit-level=critical")
+	if err != nil || !strings.Contains(out, "found 0 vulnerabilities") {
+		t.Errorf("npm audit: %v\n%s", err, out)
+	}
+	if reg.Requests("/-/npm/v1/security/advisories/bulk") == 0 {
+		t.Error("npm audit did not reach the upstream's advisories endpoint through Airlock")
+	}
+
 	// A fresh clone with an empty npm cache installs from Airlock's cache.
 	before := reg.Requests("/left-pad/-/left-pad-1.2.0.tgz")
 	os.RemoveAll(filepath.Join(p.dir, "node_modules"))
