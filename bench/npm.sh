@@ -11,7 +11,9 @@
 # Airlock runs with every check the upstream allows. The registry reachable from the
 # project's machines is a mirror without dist.signatures or keys, so KEYS defaults to
 # none there (integrity, publish time and, where present, provenance are still checked);
-# against registry.npmjs.org set KEYS=default.
+# against registry.npmjs.org set KEYS=default. The publish-time checks run in dry-run
+# (POLICY_MODE): the mirror's publish times are partly its ingest times, so the cooldown
+# would hold old versions; the checks' cost is still measured.
 #
 # Usage: bench/npm.sh            (results in $RESULTS_DIR, summary on stderr)
 # Env:   RUNS (5), PHASES ("direct airlock verdaccio"), AIRLOCK_ADDR (127.0.0.1:5020),
@@ -40,6 +42,8 @@ log: {format: json, level: warn}
 npm:
   upstream: ${UPSTREAM}
   keys: ${KEYS:-none}
+policy:
+  mode: ${POLICY_MODE:-dry-run}
 EOF
   port_free "$AIRLOCK_ADDR"
   "${A}/airlock" serve --config "${A}/airlock.yaml" >>"${A}/airlock.log" 2>&1 &

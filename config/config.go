@@ -25,6 +25,7 @@ type Config struct {
 	Go     Go     `yaml:"go"`
 	OCI    OCI    `yaml:"oci"`
 	NPM    NPM    `yaml:"npm"`
+	Policy Policy `yaml:"policy"`
 	// ShutdownGrace bounds how long in-flight requests may run after
 	// SIGTERM before they are cut off.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
@@ -120,8 +121,9 @@ func Default() Config {
 			MaxMod:  16 << 20,
 			MaxInfo: 1 << 20,
 		},
-		OCI: DefaultOCI(),
-		NPM: DefaultNPM(),
+		OCI:    DefaultOCI(),
+		NPM:    DefaultNPM(),
+		Policy: DefaultPolicy(),
 	}
 }
 
@@ -280,7 +282,11 @@ func (c Config) Validate() error {
 	if err := c.OCI.validate(); err != nil {
 		return err
 	}
-	return c.NPM.validate()
+	if err := c.NPM.validate(); err != nil {
+		return err
+	}
+	_, err = c.Policy.Build()
+	return err
 }
 
 func checkHTTPURL(s string) error {

@@ -53,6 +53,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newQuarantineCmd(g))
 	root.AddCommand(newAuditCmd(g))
 	root.AddCommand(newStatusCmd(g))
+	root.AddCommand(newExplainCmd(g))
 	return root
 }
 

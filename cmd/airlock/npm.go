@@ -12,11 +12,13 @@ import (
 	"github.com/airlock-proxy/airlock/proxy/npm"
 	"github.com/airlock-proxy/airlock/verify/npmprov"
 	"github.com/airlock-proxy/airlock/verify/npmsig"
+	"github.com/airlock-proxy/airlock/verify/policy"
 )
 
 // newNPMFront builds the npm registry front from the npm section.
-func newNPMFront(cfg config.NPM, meta cache.Meta, blobs cache.Blobs, m *metrics.Set, log *slog.Logger) (*npm.Handler, error) {
+func newNPMFront(cfg config.NPM, pol policy.Policy, meta cache.Meta, blobs cache.Blobs, m *metrics.Set, log *slog.Logger) (*npm.Handler, error) {
 	o := npm.Options{
+		Checks:   pol,
 		Upstream: cfg.Upstream, URL: cfg.URL,
 		Client:       &http.Client{Timeout: cfg.Timeout.D(), Transport: upstreamTransport()},
 		Meta:         meta,

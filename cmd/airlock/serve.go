@@ -127,7 +127,12 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		meta.Close()
 		return nil, err
 	}
-	npmFront, err := newNPMFront(cfg.NPM, meta, blobs, m, log.With("front", "npm"))
+	pol, err := cfg.Policy.Build()
+	if err != nil {
+		meta.Close()
+		return nil, err
+	}
+	npmFront, err := newNPMFront(cfg.NPM, pol, meta, blobs, m, log.With("front", "npm"))
 	if err != nil {
 		meta.Close()
 		return nil, err
@@ -136,7 +141,7 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		GoMod:   goFront,
 		OCI:     ociFront,
 		NPM:     npmFront,
-		Admin:   admin.New(meta, tokens, log.With("front", "admin")),
+		Admin:   admin.New(meta, tokens, log.With("front", "admin"), admin.WithExplainer(verify.NPM, npmFront.Explain)),
 		Metrics: m,
 		Log:     log,
 	})

@@ -12,6 +12,7 @@
 package admin
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -19,6 +20,8 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/airlock-proxy/airlock/cache"
+	"github.com/airlock-proxy/airlock/verify"
+	"github.com/airlock-proxy/airlock/verify/policy"
 )
 
 // Prefix is where the main router mounts the handler.
@@ -51,18 +54,33 @@ func (t Token) allows(scope string) bool {
 func (t Token) actor() string { return "token:" + t.Name }
 
 type api struct {
-	meta   cache.Meta
-	tokens []Token
-	log    *slog.Logger
+	meta     cache.Meta
+	tokens   []Token
+	log      *slog.Logger
+	explains map[verify.Ecosystem]Explainer
+}
+
+// Explainer runs an ecosystem's checks on one artifact without serving it.
+type Explainer func(ctx context.Context, a verify.Artifact) (policy.Explanation, error)
+
+// Option configures the API.
+type Option func(*api)
+
+// WithExplainer answers /explain/ for an ecosystem's artifacts.
+func WithExplainer(eco verify.Ecosystem, e Explainer) Option {
+	return func(a *api) { a.explains[eco] = e }
 }
 
 // New returns the admin API handler, to be mounted at Prefix with full
 // paths. With no tokens every request is refused.
-func New(meta cache.Meta, tokens []Token, log *slog.Logger) http.Handler {
+func New(meta cache.Meta, tokens []Token, log *slog.Logger, opts ...Option) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &api{meta: meta, tokens: slices.Clone(tokens), log: log}
+	a := &api{meta: meta, tokens: slices.Clone(tokens), log: log, explains: map[verify.Ecosystem]Explainer{}}
+	for _, o := range opts {
+		o(a)
+	}
 
 	r := mux.NewRouter()
 	// Artifact names are matched verbatim; a "cleaning" redirect would
@@ -84,6 +102,7 @@ func New(meta cache.Meta, tokens []Token, log *slog.Logger) http.Handler {
 	// Artifact names hold slashes, "@" and ":", so the name is the whole
 	// rest of the path rather than one segment.
 	r.Handle(v1+"/artifacts/{artifact:.+}", a.require(ScopeRead, a.artifactStatus)).Methods(http.MethodGet)
+	r.Handle(v1+"/explain/{artifact:.+}", a.require(ScopeRead, a.explain)).Methods(http.MethodGet)
 	r.Handle(v1+"/audit", a.require(ScopeRead, a.audit)).Methods(http.MethodGet)
 
 	return a.authenticate(r)

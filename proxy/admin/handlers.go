@@ -153,6 +153,32 @@ func (a *api) artifactStatus(w http.ResponseWriter, r *http.Request, _ Token) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// explain runs the checks on one artifact, as the front would before
+// serving it, and says what each found.
+func (a *api) explain(w http.ResponseWriter, r *http.Request, _ Token) {
+	art, err := verify.ParseArtifact(mux.Vars(r)["artifact"])
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ex, ok := a.explains[art.Ecosystem]
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "explain is not available for "+string(art.Ecosystem)+" artifacts yet")
+		return
+	}
+	x, err := ex(r.Context(), art)
+	if err != nil {
+		var se interface{ StatusCode() int }
+		status := http.StatusBadGateway
+		if errors.As(err, &se) {
+			status = se.StatusCode()
+		}
+		writeError(w, status, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, x)
+}
+
 func (a *api) audit(w http.ResponseWriter, r *http.Request, _ Token) {
 	q := r.URL.Query()
 	var after uint64

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/airlock-proxy/airlock/cache"
+	"github.com/airlock-proxy/airlock/verify"
 )
 
 // apiError is an answer other than the content: a status and a message
@@ -83,3 +84,15 @@ func (h *Handler) writeError(w http.ResponseWriter, req request, err error) {
 	}
 	writeJSONError(w, ae.status, ae.msg)
 }
+
+// withheldError is the 403 for a version the view withholds.
+func withheldError(a verify.Artifact, w withheld) error {
+	if w.id != "" {
+		return errorf(http.StatusForbidden, "airlock: %s is withheld (%s): %s; review with `airlock quarantine show %s`", a, w.id, w.reason, w.id)
+	}
+	return errorf(http.StatusForbidden, "airlock: %s is withheld: %s; see `airlock explain %s`", a, w.reason, a)
+}
+
+// StatusCode is the HTTP status the error stands for, for callers outside
+// the front (the admin API's explain).
+func (e *apiError) StatusCode() int { return e.status }

@@ -21,6 +21,7 @@ import (
 	"github.com/airlock-proxy/airlock/proxy/metrics"
 	"github.com/airlock-proxy/airlock/verify"
 	"github.com/airlock-proxy/airlock/verify/npmsig"
+	"github.com/airlock-proxy/airlock/verify/policy"
 )
 
 // Meta is the part of the metadata store the front uses.
@@ -28,6 +29,7 @@ type Meta interface {
 	Decide(ctx context.Context, a verify.Artifact, d verify.Decision, actor string) (cache.Status, error)
 	Status(ctx context.Context, a verify.Artifact) (cache.Status, error)
 	Quarantines(ctx context.Context, f cache.QuarantineFilter) ([]cache.Quarantine, error)
+	Release(ctx context.Context, id, actor, reason string) (cache.Quarantine, error)
 	Observe(ctx context.Context, key string, fields map[string]string) (cache.Observation, []cache.Change, error)
 	Observation(ctx context.Context, key string) (cache.Observation, error)
 	Get(ctx context.Context, bucket, key string) ([]byte, error)
@@ -78,6 +80,10 @@ type Options struct {
 	TrustedRoot root.TrustedMaterial
 	// Policy returns the rules for a package; nil means none.
 	Policy func(name string) Policy
+	// Checks is the publish-time checks' policy (cooldown, install
+	// scripts, provenance regression, publisher…); the zero value turns
+	// them off.
+	Checks policy.Policy
 
 	Meta         Meta
 	Blobs        cache.Blobs

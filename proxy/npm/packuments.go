@@ -14,6 +14,8 @@ import (
 
 	"github.com/airlock-proxy/airlock/cache"
 	"github.com/airlock-proxy/airlock/proxy/npm/packument"
+	"github.com/airlock-proxy/airlock/verify"
+	"github.com/airlock-proxy/airlock/verify/anomaly"
 )
 
 // bucketPackument maps a package name to the record of its cached full
@@ -39,8 +41,12 @@ type doc struct {
 	// then the cached copy is served without waiting on a dead upstream.
 	quiet atomic.Int64
 
-	mu  sync.Mutex
-	enc map[string]encoded // answers by form, base URL and hidden set
+	mu       sync.Mutex
+	enc      map[string]encoded // answers by form, base URL and hidden set
+	findings map[int][]verify.Finding
+
+	histOnce sync.Once
+	hist     anomaly.History
 }
 
 type encoded struct {
@@ -287,20 +293,4 @@ func (h *Handler) putRecord(ctx context.Context, name string, rec docRecord) {
 	if err := h.o.Meta.Put(ctx, bucketPackument, name, raw); err != nil {
 		h.o.Log.Warn("storing packument record", "package", name, "err", err)
 	}
-}
-
-// hidden returns the package's versions that must not be served, with
-// their quarantine records.
-func (h *Handler) hidden(ctx context.Context, name string) (map[string]cache.Quarantine, error) {
-	qs, err := h.o.Meta.Quarantines(ctx, cache.QuarantineFilter{Ecosystem: "npm", Name: name})
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]cache.Quarantine{}
-	for _, q := range qs {
-		if q.State.Hides() && q.Artifact.Name == name {
-			out[q.Artifact.Version] = q
-		}
-	}
-	return out, nil
 }

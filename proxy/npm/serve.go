@@ -63,10 +63,10 @@ func tarballURL(base, name string) func(version string) string {
 	return func(v string) string { return base + "/" + name + "/-/" + tarballName(name, v) }
 }
 
-// view is a packument as clients may see it: quarantined versions gone.
+// view is a packument as clients may see it: withheld versions gone.
 type view struct {
 	d      *doc
-	hidden map[string]cache.Quarantine
+	hidden map[string]withheld
 	pk     *packument.Packument
 }
 
@@ -75,7 +75,7 @@ func (h *Handler) view(ctx context.Context, name string) (view, error) {
 	if err != nil {
 		return view{}, err
 	}
-	hid, err := h.hidden(ctx, name)
+	hid, err := h.withheldVersions(ctx, d)
 	if err != nil {
 		return view{}, err
 	}
@@ -87,14 +87,24 @@ func (h *Handler) view(ctx context.Context, name string) (view, error) {
 	return v, nil
 }
 
+// key names what the view hides, for caching answers built from it.
+func (v view) key() string {
+	ids := make([]string, 0, len(v.hidden))
+	for ver := range v.hidden {
+		ids = append(ids, ver)
+	}
+	slices.Sort(ids)
+	return strings.Join(ids, ",")
+}
+
 // maxRestricted bounds the versions explained in one packument.
 const maxRestricted = 50
 
-// restrictions lists the hidden versions for the npm client, which then
+// restrictions lists the withheld versions for the npm client, which then
 // fails an exact request for one with Airlock's reason (E403) instead of
 // "no matching version", and never picks one for a range while another
 // satisfies it.
-func restrictions(name string, hid map[string]cache.Quarantine) *packument.Restrictions {
+func restrictions(name string, hid map[string]withheld) *packument.Restrictions {
 	vs := slices.Collect(maps.Keys(hid))
 	slices.SortFunc(vs, func(a, b string) int { c, _ := packument.CompareVersions(b, a); return c })
 	if len(vs) > maxRestricted {
@@ -103,10 +113,14 @@ func restrictions(name string, hid map[string]cache.Quarantine) *packument.Restr
 	var b strings.Builder
 	b.WriteString("Airlock withholds these versions:")
 	for _, v := range vs {
-		q := hid[v]
-		fmt.Fprintf(&b, "\n  %s@%s: %s (%s)", name, v, reason(q), q.ID)
+		w := hid[v]
+		if w.id != "" {
+			fmt.Fprintf(&b, "\n  %s@%s: %s (%s)", name, v, w.reason, w.id)
+		} else {
+			fmt.Fprintf(&b, "\n  %s@%s: %s", name, v, w.reason)
+		}
 	}
-	b.WriteString("\nreview with `airlock quarantine show <id>`, release with `airlock quarantine release <id> --reason ...`")
+	b.WriteString("\nreview with `airlock explain npm:<name>@<version>` or `airlock quarantine show <id>`; release with `airlock quarantine release <id> --reason ...`")
 	return &packument.Restrictions{Versions: vs, Message: b.String()}
 }
 
@@ -118,20 +132,7 @@ func reason(q cache.Quarantine) string {
 		}
 		return "blocked by an admin"
 	}
-	if len(q.Findings) > 0 {
-		return q.Findings[0].Check + ": " + oneLine(q.Findings[0].Message)
-	}
-	return "quarantined"
-}
-
-// key names what the view hides, for caching answers built from it.
-func (v view) key() string {
-	ids := make([]string, 0, len(v.hidden))
-	for ver := range v.hidden {
-		ids = append(ids, ver)
-	}
-	slices.Sort(ids)
-	return strings.Join(ids, ",")
+	return summary(q.Findings)
 }
 
 func (h *Handler) servePackument(ctx context.Context, w http.ResponseWriter, r *http.Request, req request) error {
@@ -181,8 +182,8 @@ func (h *Handler) serveVersion(ctx context.Context, w http.ResponseWriter, r *ht
 			return errorf(http.StatusNotFound, "airlock: %s has no dist-tag %s", req.name, req.tag)
 		}
 	}
-	if q, ok := v.hidden[ver]; ok {
-		return refusal(artifact(req.name, ver).String(), cache.Status{Quarantine: &q})
+	if w, ok := v.hidden[ver]; ok {
+		return withheldError(artifact(req.name, ver), w)
 	}
 	pv := v.pk.Versions[ver]
 	if pv == nil {

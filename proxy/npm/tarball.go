@@ -62,7 +62,7 @@ func (h *Handler) serveTarball(ctx context.Context, w http.ResponseWriter, r *ht
 	if err != nil {
 		return err
 	}
-	if st.Hidden() {
+	if st.Hidden() && !(st.Quarantine != nil && h.comeOfAge(ctx, *st.Quarantine)) {
 		return refusal(a.String(), st)
 	}
 	if f, d, ok := h.cachedBlob(ctx, a.Key(), fieldTarball); ok {
@@ -179,7 +179,7 @@ func (h *Handler) fetchTarball(ctx context.Context, a verify.Artifact) (string, 
 		f := verify.Finding{Check: checkIntegrity, Message: integrityMessage(err), Evidence: ev.Map()}
 		// Bytes that are not what the registry published are never
 		// served, not even after an admin's release.
-		return "", h.hold(ctx, a, append([]verify.Finding{f}, findings...), true)
+		return "", h.hold(ctx, a, verify.Quarantine, append([]verify.Finding{f}, findings...), true)
 	}
 	h.o.Metrics.Verifications.WithLabelValues("npm", checkIntegrity, "pass").Inc()
 
@@ -210,8 +210,21 @@ func (h *Handler) fetchTarball(ctx context.Context, a verify.Artifact) (string, 
 			}
 		}
 	}
+	verdict := verify.Quarantine
+	var warnings []verify.Finding
+	if h.checksOn() {
+		o := h.checkPublish(ctx, d, a, provFields)
+		findings = append(findings, o.Holding...)
+		warnings = o.Warnings
+		if o.Verdict == verify.Deny {
+			verdict = verify.Deny
+		}
+		for _, w := range warnings {
+			h.o.Log.Warn("finding", "artifact", a.String(), "check", w.Check, "finding", w.Message, "dry_run", o.DryRun)
+		}
+	}
 	if len(findings) > 0 {
-		if err := h.hold(ctx, a, findings, false); err != nil {
+		if err := h.hold(ctx, a, verdict, findings, false); err != nil {
 			return "", err
 		}
 	}
@@ -226,7 +239,8 @@ func (h *Handler) fetchTarball(ctx context.Context, a verify.Artifact) (string, 
 		return "", err
 	}
 	if st.Decided.IsZero() && st.Quarantine == nil {
-		if _, err := h.o.Meta.Decide(ctx, a, verify.Decision{Verdict: verify.Allow}, actor); err != nil {
+		// Warnings annotate the decision: served, and on record.
+		if _, err := h.o.Meta.Decide(ctx, a, verify.Decision{Verdict: verify.Allow, Findings: warnings}, actor); err != nil {
 			return "", err
 		}
 	}
@@ -249,11 +263,11 @@ func integrityMessage(err error) string {
 // hold quarantines a with its findings and returns the refusal to send,
 // or nil when an admin has released the version before and the bytes may
 // still be served (never when fatal: they failed integrity).
-func (h *Handler) hold(ctx context.Context, a verify.Artifact, fs []verify.Finding, fatal bool) error {
+func (h *Handler) hold(ctx context.Context, a verify.Artifact, verdict verify.Verdict, fs []verify.Finding, fatal bool) error {
 	if st, err := h.status(ctx, a); err == nil && st.Hidden() && st.Quarantine != nil && coversAll(st.Quarantine.Findings, fs) {
 		return refusal(a.String(), st) // asked again: no new audit event
 	}
-	st, err := h.o.Meta.Decide(ctx, a, verify.Decision{Verdict: verify.Quarantine, Findings: fs}, actor)
+	st, err := h.o.Meta.Decide(ctx, a, verify.Decision{Verdict: verdict, Findings: fs}, actor)
 	if err != nil {
 		return fmt.Errorf("recording quarantine of %s: %w", a, err)
 	}

@@ -454,3 +454,12 @@ func TestEncodeVersion(t *testing.T) {
 		t.Errorf("Encode = %v, want %v", got, want)
 	}
 }
+
+func TestLine(t *testing.T) {
+	for v, want := range map[string]string{"1.2.3": "1", "12.0.0-rc.1": "12", "0.3.1": "0.3", "0.0.7": "0.0", "v1.0.0": "", "1.2": ""} {
+		line, pre, ok := Line(v)
+		if line != want || ok != (want != "") || pre != strings.Contains(v, "-") && ok {
+			t.Errorf("Line(%q) = %q, %v, %v; want %q", v, line, pre, ok, want)
+		}
+	}
+}

@@ -141,3 +141,18 @@ func CompareVersions(a, b string) (c int, ok bool) {
 	}
 	return x.compare(y), true
 }
+
+// Line is the release line a caret range keeps a version in: its major
+// version, or "0.<minor>" below 1.0.0 (^0.3.1 means >=0.3.1 <0.4.0). pre
+// reports a prerelease; ok is false for a version that is not strict
+// semver.
+func Line(v string) (line string, pre, ok bool) {
+	s, ok := parseSemver(v)
+	if !ok {
+		return "", false, false
+	}
+	if s.major == "0" {
+		return "0." + s.minor, len(s.pre) > 0, true
+	}
+	return s.major, len(s.pre) > 0, true
+}
