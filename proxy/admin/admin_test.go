@@ -16,6 +16,7 @@ import (
 	"github.com/airlock-proxy/airlock/cache"
 	"github.com/airlock-proxy/airlock/proxy"
 	"github.com/airlock-proxy/airlock/verify"
+	"github.com/airlock-proxy/airlock/verify/policy"
 )
 
 const (
@@ -613,5 +614,44 @@ func TestTokenOrder(t *testing.T) {
 	w := serve(t, h, "POST", "/admin/api/v1/quarantine", "Bearer same", `{"artifact":"go:example.com/a@v1.0.0","reason":"x"}`)
 	if w.Code != 403 || !strings.Contains(errorOf(t, w), "first") {
 		t.Errorf("status = %d: %s", w.Code, w.Body)
+	}
+}
+
+type statusErr struct{ code int }
+
+func (e statusErr) Error() string   { return "no such version" }
+func (e statusErr) StatusCode() int { return e.code }
+
+func TestExplain(t *testing.T) {
+	m := newFakeMeta()
+	var asked verify.Artifact
+	h := New(m, testTokens(), nil, WithExplainer(verify.NPM, func(_ context.Context, a verify.Artifact) (policy.Explanation, error) {
+		asked = a
+		if a.Version == "9.9.9" {
+			return policy.Explanation{}, statusErr{404}
+		}
+		return policy.Explanation{Artifact: a, Verdict: verify.Quarantine, Checks: []policy.Checked{{Check: "cooldown", Result: policy.Found}}}, nil
+	}))
+	w := serve(t, h, "GET", "/admin/api/v1/explain/npm:%40scope%2Fpkg@1.2.3", "Bearer "+readSecret, "")
+	if w.Code != 200 {
+		t.Fatalf("explain = %d %s", w.Code, w.Body)
+	}
+	x := decode[policy.Explanation](t, w)
+	if asked.Name != "@scope/pkg" || x.Verdict != verify.Quarantine || len(x.Checks) != 1 {
+		t.Errorf("explain = %+v (asked %+v)", x, asked)
+	}
+	for _, tc := range []struct {
+		path, secret string
+		want         int
+	}{
+		{"/admin/api/v1/explain/npm:pkg@9.9.9", readSecret, 404},
+		{"/admin/api/v1/explain/go:example.com/a@v1.0.0", readSecret, 501},
+		{"/admin/api/v1/explain/pkg@1.0.0", readSecret, 400},
+		{"/admin/api/v1/explain/npm:pkg@1.0.0", "wrong", 401},
+		{"/admin/api/v1/explain/npm:pkg@1.0.0", ciSecret, 403},
+	} {
+		if w := serve(t, h, "GET", tc.path, "Bearer "+tc.secret, ""); w.Code != tc.want {
+			t.Errorf("GET %s = %d %s, want %d", tc.path, w.Code, w.Body, tc.want)
+		}
 	}
 }
