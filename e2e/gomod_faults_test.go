@@ -34,6 +34,8 @@ go:
     key: %s
   list_ttl: 0s
   timeout: 20s
+policy:
+  cooldown: 0s # versions are published while Airlock runs; the cooldown has tests of its own
 `, upstream, up.VerifierKey)
 }
 

@@ -112,6 +112,11 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		meta.Close()
 		return nil, err
 	}
+	pol, err := cfg.Policy.Build()
+	if err != nil {
+		meta.Close()
+		return nil, err
+	}
 	var private []gomod.Private
 	for _, p := range cfg.Go.Private {
 		private = append(private, gomod.Private{Pattern: p.Pattern, Verdict: verify.Verdict(p.Policy)})
@@ -121,13 +126,9 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		Verifier: verifier, Meta: meta, Blobs: blobs, Private: private,
 		MaxZip: int64(cfg.Go.MaxZip), MaxMod: int64(cfg.Go.MaxMod), MaxInfo: int64(cfg.Go.MaxInfo),
 		ListTTL: cfg.Go.ListTTL.D(), ReadAhead: cfg.Go.ReadAhead, Log: log.With("front", "go"), Metrics: m,
+		Checks: pol,
 	})
 	ociFront, err := newOCIFront(cfg.OCI, meta, blobs, m, log.With("front", "oci"))
-	if err != nil {
-		meta.Close()
-		return nil, err
-	}
-	pol, err := cfg.Policy.Build()
 	if err != nil {
 		meta.Close()
 		return nil, err

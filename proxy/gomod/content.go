@@ -174,6 +174,11 @@ func (h *Handler) serveZip(ctx context.Context, w http.ResponseWriter, r *http.R
 	if st.Hidden() {
 		return refusal(a.String(), st)
 	}
+	if st.Quarantine == nil { // an admin's release stands
+		if err := h.youngRefusal(a, h.cooldown(ctx, req, req.version, true)); err != nil {
+			return err
+		}
+	}
 	return h.serveContent(ctx, w, r, a, "zip", fieldZipSHA, "application/zip",
 		func(ctx context.Context) (string, error) { return h.fetchZip(ctx, req, a) })
 }
@@ -258,6 +263,7 @@ func (h *Handler) verdict(ctx context.Context, a verify.Artifact, check string, 
 	switch {
 	case err == nil:
 		h.o.Metrics.Verifications.WithLabelValues("go", check, "pass").Inc()
+		h.sampleTree(ctx, ev.TreeSize)
 		return nil
 	case errors.Is(err, gosum.ErrMismatch):
 		h.o.Metrics.Verifications.WithLabelValues("go", check, "fail").Inc()

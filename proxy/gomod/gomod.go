@@ -19,6 +19,7 @@ import (
 	"github.com/airlock-proxy/airlock/proxy/metrics"
 	"github.com/airlock-proxy/airlock/verify"
 	"github.com/airlock-proxy/airlock/verify/gosum"
+	"github.com/airlock-proxy/airlock/verify/policy"
 )
 
 // Meta is the part of the metadata store the front uses.
@@ -27,6 +28,8 @@ type Meta interface {
 	Status(ctx context.Context, a verify.Artifact) (cache.Status, error)
 	Observe(ctx context.Context, key string, fields map[string]string) (cache.Observation, []cache.Change, error)
 	Observation(ctx context.Context, key string) (cache.Observation, error)
+	Get(ctx context.Context, bucket, key string) ([]byte, error)
+	Put(ctx context.Context, bucket, key string, value []byte) error
 }
 
 // Verifier checks content against the checksum database.
@@ -37,6 +40,8 @@ type Verifier interface {
 	CheckZip(ctx context.Context, path, version, zipFile string) (gosum.Evidence, error)
 	// Prefetch starts the lookup for a version while its content downloads.
 	Prefetch(path, version string)
+	// Record looks a version up without content: its record id.
+	Record(ctx context.Context, path, version string) (gosum.Evidence, error)
 }
 
 // Private is a module path pattern outside the checksum database and the
@@ -63,8 +68,13 @@ type Options struct {
 	// may be fetched and verified at once before the client asks for
 	// them; 0 disables read-ahead.
 	ReadAhead int
-	Log       *slog.Logger
-	Metrics   *metrics.Set
+	// Checks is the publish-time checks' policy (the cooldown, for Go);
+	// the zero value turns them off.
+	Checks  policy.Policy
+	Log     *slog.Logger
+	Metrics *metrics.Set
+	// Now is the clock of the cooldown; nil is time.Now.
+	Now func() time.Time
 }
 
 // Handler serves the protocol. Mount it with the prefix stripped, so that
@@ -75,6 +85,7 @@ type Handler struct {
 	listsMu sync.Mutex
 	lists   map[string]cachedList
 	ahead   *readAhead
+	samples sampler
 }
 
 type cachedList struct {
@@ -95,6 +106,9 @@ func New(o Options) *Handler {
 	}
 	if o.Metrics == nil {
 		o.Metrics = metrics.New()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	o.Upstream = strings.TrimSuffix(o.Upstream, "/")
 	o.SumDBURL = strings.TrimSuffix(o.SumDBURL, "/")

@@ -92,7 +92,11 @@ func (h *Handler) allowedList(ctx context.Context, req request) ([]string, error
 	if err != nil {
 		return nil, err
 	}
-	return h.allowed(ctx, req, versions)
+	versions, err = h.allowed(ctx, req, versions)
+	if err != nil {
+		return nil, err
+	}
+	return h.withoutYoung(ctx, req, versions), nil
 }
 
 func (h *Handler) serveList(ctx context.Context, w http.ResponseWriter, req request) error {
@@ -124,7 +128,8 @@ func (h *Handler) serveLatest(ctx context.Context, w http.ResponseWriter, req re
 	if err != nil {
 		return err
 	}
-	if !st.Hidden() {
+	young := !st.Hidden() && st.Quarantine == nil && h.youngRefusal(req.artifact(latest.Version), h.cooldown(ctx, req, latest.Version, true)) != nil
+	if !st.Hidden() && !young {
 		writeJSON(w, data)
 		return nil
 	}
@@ -134,6 +139,9 @@ func (h *Handler) serveLatest(ctx context.Context, w http.ResponseWriter, req re
 	}
 	best := newest(versions)
 	if best == "" {
+		if young {
+			return h.youngRefusal(req.artifact(latest.Version), h.cooldown(ctx, req, latest.Version, false))
+		}
 		return refusal(req.artifact(latest.Version).String(), st)
 	}
 	ev, _ := module.EscapeVersion(best) // a listed version escapes
@@ -177,6 +185,11 @@ func (h *Handler) serveInfo(ctx context.Context, w http.ResponseWriter, r *http.
 		if st.Hidden() {
 			return refusal(a.String(), st)
 		}
+		if st.Quarantine == nil {
+			if err := h.youngRefusal(a, h.cooldown(ctx, req, req.version, false)); err != nil {
+				return err
+			}
+		}
 		if f, d, ok := h.cachedBlob(ctx, a.Key(), fieldInfoSHA); ok {
 			h.o.Metrics.CacheHits.WithLabelValues("go", "info").Inc()
 			serveBlob(w, r, f, d, "application/json")
@@ -216,6 +229,11 @@ func (h *Handler) serveInfo(ctx context.Context, w http.ResponseWriter, r *http.
 			fields[fieldInfoTime] = i.Time.UTC().Format(time.RFC3339)
 		}
 		if _, _, err := h.o.Meta.Observe(ctx, a.Key(), fields); err != nil {
+			return err
+		}
+	}
+	if st.Quarantine == nil {
+		if err := h.youngRefusal(a, h.cooldown(ctx, req, i.Version, false)); err != nil {
 			return err
 		}
 	}

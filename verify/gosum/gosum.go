@@ -206,6 +206,24 @@ func (v *Verifier) CheckZip(ctx context.Context, path, version, zipFile string) 
 	return v.check(ctx, path, version, got)
 }
 
+// Record looks a version up without checking content: its record id and
+// the tree size, for judging when it entered the database. The error wraps
+// ErrNotInDB, ErrInconsistent or ErrUnavailable.
+func (v *Verifier) Record(ctx context.Context, path, version string) (Evidence, error) {
+	ev := Evidence{RecordID: -1}
+	if v.Halted() {
+		return ev, ErrInconsistent
+	}
+	if _, err := v.lookup(path, version); err != nil {
+		if v.ops.notFound(path, version) {
+			return ev, fmt.Errorf("%s@%s: %w", path, version, ErrNotInDB)
+		}
+		return ev, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	ev.RecordID, ev.TreeSize = v.ops.recordAndTree(ctx, v.name, path, version)
+	return ev, nil
+}
+
 func (v *Verifier) check(ctx context.Context, path, vers, got string) (Evidence, error) {
 	ev := Evidence{Got: got, RecordID: -1}
 	if v.Halted() {
