@@ -131,7 +131,7 @@ func (h *Handler) cooldown(ctx context.Context, req request, version string, fet
 	if t, err := time.Parse(time.RFC3339, infoTime); err == nil && now.Sub(t) < e.Cooldown {
 		until := t.Add(e.Cooldown)
 		return &verify.Finding{Check: policy.CheckCooldown,
-			Message: fmt.Sprintf("committed %s ago (.info Time), younger than the %s cooldown (served from %s)", now.Sub(t).Round(time.Minute), e.Cooldown, until.UTC().Format(time.RFC3339)),
+			Message:  fmt.Sprintf("committed %s ago (.info Time), younger than the %s cooldown (served from %s)", now.Sub(t).Round(time.Minute), e.Cooldown, until.UTC().Format(time.RFC3339)),
 			Evidence: map[string]string{"info_time": infoTime, "until": until.UTC().Format(time.RFC3339), "cooldown": e.Cooldown.String()}}
 	}
 	if obs.Fields[fieldRecord] == "" && fetch {
