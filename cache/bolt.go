@@ -275,6 +275,24 @@ func (b *Bolt) Observation(ctx context.Context, key string) (Observation, error)
 	return obs, nil
 }
 
+// ObservedKeys returns the keys of observations that start with prefix,
+// in order.
+func (b *Bolt) ObservedKeys(ctx context.Context, prefix string) ([]string, error) {
+	var out []string
+	err := b.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketObservation).Cursor()
+		p := []byte(prefix)
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			out = append(out, string(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("observations under %q: %w", prefix, err)
+	}
+	return out, nil
+}
+
 func kvNames(bucket, key string) ([]byte, []byte, error) {
 	switch {
 	case bucket == "":

@@ -138,6 +138,10 @@ type Meta interface {
 	// value and are reported as a Change when the new value differs.
 	Observe(ctx context.Context, key string, fields map[string]string) (Observation, []Change, error)
 	Observation(ctx context.Context, key string) (Observation, error)
+	// ObservedKeys lists the observed keys starting with prefix, in
+	// order: every version of a package seen ("npm:lodash@"), to re-judge
+	// them when a feed or policy changes.
+	ObservedKeys(ctx context.Context, prefix string) ([]string, error)
 
 	// Audit returns events with Seq > after, oldest first, at most limit
 	// (0 = no limit).

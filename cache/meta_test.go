@@ -470,6 +470,24 @@ func testMeta(t *testing.T, open func(t *testing.T, now func() time.Time) Meta) 
 		}
 	})
 
+	t.Run("ObservedKeys", func(t *testing.T) {
+		m, _ := setup(t)
+		for _, k := range []string{"npm:lodash@4.17.21", "npm:lodash@4.17.20", "npm:lodash-es@4.17.21", "npm:@s/lodash@1.0.0", "go:x.org/y@v1.0.0"} {
+			_, _, err := m.Observe(ctx, k, map[string]string{"f": "v"})
+			must(t, err)
+		}
+		got, err := m.ObservedKeys(ctx, "npm:lodash@")
+		must(t, err)
+		if !slices.Equal(got, []string{"npm:lodash@4.17.20", "npm:lodash@4.17.21"}) {
+			t.Errorf("ObservedKeys(npm:lodash@) = %v", got)
+		}
+		got, err = m.ObservedKeys(ctx, "pypi:")
+		must(t, err)
+		if len(got) != 0 {
+			t.Errorf("ObservedKeys(pypi:) = %v", got)
+		}
+	})
+
 	t.Run("Observe", func(t *testing.T) {
 		m, clk := setup(t)
 		key := artA.Key()

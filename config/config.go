@@ -285,8 +285,7 @@ func (c Config) Validate() error {
 	if err := c.NPM.validate(); err != nil {
 		return err
 	}
-	_, err = c.Policy.Build()
-	return err
+	return c.Policy.validate()
 }
 
 func checkHTTPURL(s string) error {

@@ -2,11 +2,10 @@ package config
 
 import (
 	"fmt"
-	"maps"
-	"slices"
+	"os"
+	"path"
+	"strings"
 	"time"
-
-	"github.com/airlock-proxy/airlock/verify/policy"
 )
 
 // Policy configures the policy engine: which findings of the publish-time
@@ -24,6 +23,13 @@ type Policy struct {
 	Actions map[string]string `yaml:"actions"`
 	// Rules override for namespaces; the first match applies.
 	Rules []PolicyRule `yaml:"rules"`
+	// Malicious are known-malicious feeds: directories or zips of OSV
+	// records in the ossf/malicious-packages layout (or osv.dev's
+	// per-ecosystem all.zip). A version they name is denied.
+	Malicious []string `yaml:"malicious"`
+	// MaliciousRefresh is how often the feeds' files are checked for
+	// changes (and reloaded, re-judging every version seen).
+	MaliciousRefresh Duration `yaml:"malicious_refresh"`
 }
 
 // PolicyRule is a namespace's exceptions.
@@ -38,56 +44,60 @@ type PolicyRule struct {
 }
 
 // DefaultPolicy is the engine's default: enforce, 24 h cooldown, history
-// checks on the last 30 days.
+// checks on the last 30 days, feeds checked for changes every 10 minutes.
 func DefaultPolicy() Policy {
-	d := policy.Default()
-	return Policy{Mode: string(d.Mode), Cooldown: Duration(d.Cooldown), ReviewWindow: Duration(d.ReviewWindow)}
+	return Policy{Mode: "enforce", Cooldown: Duration(24 * time.Hour), ReviewWindow: Duration(30 * 24 * time.Hour), MaliciousRefresh: Duration(10 * time.Minute)}
 }
 
-// Build returns the engine's policy; errors name the key.
-func (p Policy) Build() (policy.Policy, error) {
-	known := policy.Defaults()
-	actions := func(key string, m map[string]string) (map[string]policy.Action, error) {
-		out := map[string]policy.Action{}
-		for check, a := range m {
-			if _, ok := known[check]; !ok {
-				return nil, fmt.Errorf("%s.%s: unknown check (known: %v)", key, check, slices.Sorted(maps.Keys(known)))
-			}
-			if !policy.Action(a).Valid() {
-				return nil, fmt.Errorf("%s.%s: %q must be allow, warn, quarantine or deny", key, check, a)
-			}
-			out[check] = policy.Action(a)
+// validActions are what a check's finding may lead to.
+var validActions = map[string]bool{"allow": true, "warn": true, "quarantine": true, "deny": true}
+
+// validate checks what the file can get wrong; the check names themselves
+// are the policy engine's and are checked when cmd builds it.
+func (p Policy) validate() error {
+	if p.Mode != "enforce" && p.Mode != "dry-run" {
+		return fmt.Errorf("policy.mode: %q must be enforce or dry-run", p.Mode)
+	}
+	if p.Cooldown < 0 {
+		return fmt.Errorf("policy.cooldown: must not be negative")
+	}
+	if p.ReviewWindow < 0 {
+		return fmt.Errorf("policy.review_window: must not be negative")
+	}
+	if p.MaliciousRefresh <= 0 {
+		return fmt.Errorf("policy.malicious_refresh: must be positive")
+	}
+	for i, m := range p.Malicious {
+		if _, err := os.Stat(m); err != nil {
+			return fmt.Errorf("policy.malicious[%d]: %w", i, err)
 		}
-		return out, nil
 	}
-	out := policy.Policy{Mode: policy.Mode(p.Mode), Cooldown: p.Cooldown.D(), ReviewWindow: p.ReviewWindow.D()}
-	if out.Mode != policy.Enforce && out.Mode != policy.DryRun {
-		return out, fmt.Errorf("policy.mode: %q must be enforce or dry-run", p.Mode)
+	actions := func(key string, m map[string]string) error {
+		for check, a := range m {
+			if !validActions[a] {
+				return fmt.Errorf("%s.%s: %q must be allow, warn, quarantine or deny", key, check, a)
+			}
+		}
+		return nil
 	}
-	if p.Cooldown < 0 || p.ReviewWindow < 0 {
-		return out, fmt.Errorf("policy.cooldown, policy.review_window: must not be negative")
-	}
-	var err error
-	if out.Actions, err = actions("policy.actions", p.Actions); err != nil {
-		return out, err
+	if err := actions("policy.actions", p.Actions); err != nil {
+		return err
 	}
 	for i, r := range p.Rules {
 		key := fmt.Sprintf("policy.rules[%d]", i)
-		rule := policy.Rule{Match: r.Match, FastTrack: r.FastTrack}
-		if rule.Actions, err = actions(key+".actions", r.Actions); err != nil {
-			return out, err
+		eco, glob, ok := strings.Cut(r.Match, ":")
+		if !ok || glob == "" || (eco != "go" && eco != "npm" && eco != "oci" && eco != "*") {
+			return fmt.Errorf("%s.match: %q: want <go|npm|oci|*>:<name glob>, e.g. npm:@acme/*", key, r.Match)
 		}
-		if r.Cooldown != nil {
-			if *r.Cooldown < 0 {
-				return out, fmt.Errorf("%s.cooldown: must not be negative", key)
-			}
-			d := time.Duration(*r.Cooldown)
-			rule.Cooldown = &d
+		if _, err := path.Match(glob, ""); err != nil {
+			return fmt.Errorf("%s.match: %q: %w", key, r.Match, err)
 		}
-		out.Rules = append(out.Rules, rule)
+		if r.Cooldown != nil && *r.Cooldown < 0 {
+			return fmt.Errorf("%s.cooldown: must not be negative", key)
+		}
+		if err := actions(key+".actions", r.Actions); err != nil {
+			return err
+		}
 	}
-	if err := out.Validate(); err != nil {
-		return out, fmt.Errorf("policy.%w", err)
-	}
-	return out, nil
+	return nil
 }

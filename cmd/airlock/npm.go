@@ -16,10 +16,11 @@ import (
 )
 
 // newNPMFront builds the npm registry front from the npm section.
-func newNPMFront(cfg config.NPM, pol policy.Policy, meta cache.Meta, blobs cache.Blobs, m *metrics.Set, log *slog.Logger) (*npm.Handler, error) {
+func newNPMFront(cfg config.NPM, pol policy.Policy, mal *malicious, meta cache.Meta, blobs cache.Blobs, m *metrics.Set, log *slog.Logger) (*npm.Handler, error) {
 	o := npm.Options{
-		Checks:   pol,
-		Upstream: cfg.Upstream, URL: cfg.URL,
+		Checks:    pol,
+		Malicious: mal.Findings,
+		Upstream:  cfg.Upstream, URL: cfg.URL,
 		Client:       &http.Client{Timeout: cfg.Timeout.D(), Transport: upstreamTransport()},
 		Meta:         meta,
 		Blobs:        blobs,

@@ -88,6 +88,7 @@ func newQuarantineShowCmd(g *globalFlags) *cobra.Command {
 
 func newQuarantineReleaseCmd(g *globalFlags) *cobra.Command {
 	var reason string
+	var override bool
 	cmd := &cobra.Command{
 		Use:   "release ID --reason TEXT",
 		Short: "Release a held or blocked artifact so that it is served again",
@@ -103,7 +104,7 @@ func newQuarantineReleaseCmd(g *globalFlags) *cobra.Command {
 			}
 			var q cache.Quarantine
 			data, err := c.call(cmd.Context(), http.MethodPost, pathf("/admin/api/v1/quarantine/%s/release", args[0]), nil,
-				admin.ReleaseRequest{Reason: r}, &q)
+				admin.ReleaseRequest{Reason: r, Override: override}, &q)
 			if err != nil {
 				return err
 			}
@@ -115,6 +116,7 @@ func newQuarantineReleaseCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "", "why it is safe to serve (required; recorded in the audit log)")
+	cmd.Flags().BoolVar(&override, "override", false, "release even a version a known-malicious feed names")
 	return cmd
 }
 

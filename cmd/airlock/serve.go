@@ -76,10 +76,11 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 
 // server is a running Airlock, for serve and for tests.
 type server struct {
-	handler http.Handler
-	meta    *cache.Bolt
-	log     *slog.Logger
-	cfg     config.Config
+	handler   http.Handler
+	meta      *cache.Bolt
+	log       *slog.Logger
+	cfg       config.Config
+	malicious *malicious
 }
 
 // newServer opens the stores and builds the handler.
@@ -112,7 +113,12 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		meta.Close()
 		return nil, err
 	}
-	pol, err := cfg.Policy.Build()
+	pol, err := buildPolicy(cfg.Policy)
+	if err != nil {
+		meta.Close()
+		return nil, err
+	}
+	mal, err := loadMalicious(context.Background(), cfg.Policy.Malicious, meta, log.With("feed", "known-malicious"))
 	if err != nil {
 		meta.Close()
 		return nil, err
@@ -126,14 +132,14 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		Verifier: verifier, Meta: meta, Blobs: blobs, Private: private,
 		MaxZip: int64(cfg.Go.MaxZip), MaxMod: int64(cfg.Go.MaxMod), MaxInfo: int64(cfg.Go.MaxInfo),
 		ListTTL: cfg.Go.ListTTL.D(), ReadAhead: cfg.Go.ReadAhead, Log: log.With("front", "go"), Metrics: m,
-		Checks: pol,
+		Checks: pol, Malicious: mal.Findings,
 	})
 	ociFront, err := newOCIFront(cfg.OCI, meta, blobs, m, log.With("front", "oci"))
 	if err != nil {
 		meta.Close()
 		return nil, err
 	}
-	npmFront, err := newNPMFront(cfg.NPM, pol, meta, blobs, m, log.With("front", "npm"))
+	npmFront, err := newNPMFront(cfg.NPM, pol, mal, meta, blobs, m, log.With("front", "npm"))
 	if err != nil {
 		meta.Close()
 		return nil, err
@@ -146,7 +152,7 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		Metrics: m,
 		Log:     log,
 	})
-	return &server{handler: h, meta: meta, log: log, cfg: cfg}, nil
+	return &server{handler: h, meta: meta, log: log, cfg: cfg, malicious: mal}, nil
 }
 
 func upstreamTransport() *http.Transport {
@@ -180,6 +186,9 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	}
 	log.Info("airlock listening", "addr", ln.Addr().String(), "data", cfg.Data, "go_upstream", cfg.Go.Upstream,
 		"sumdb", cfg.Go.SumDBName(), "oci_upstreams", strings.Join(ociUpstreams, ","), "npm_upstream", cfg.NPM.Upstream, "version", version)
+	if len(cfg.Policy.Malicious) > 0 {
+		go s.malicious.watch(ctx, cfg.Policy.MaliciousRefresh.D())
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

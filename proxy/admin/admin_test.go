@@ -655,3 +655,21 @@ func TestExplain(t *testing.T) {
 		}
 	}
 }
+
+func TestReleaseKnownMaliciousNeedsOverride(t *testing.T) {
+	f := newFixture(t)
+	a := verify.Artifact{Ecosystem: verify.NPM, Name: "evil", Version: "1.0.0"}
+	st, err := f.meta.Decide(context.Background(), a, verify.Decision{Verdict: verify.Deny, Findings: []verify.Finding{{Check: "known-malicious", Message: "MAL-2025-1: malware"}}}, "feed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := st.Quarantine.ID
+	w := f.do(t, "POST", "/admin/api/v1/quarantine/"+id+"/release", adminSecret, `{"reason":"looks fine"}`)
+	if w.Code != http.StatusConflict || !strings.Contains(errorOf(t, w), "override") {
+		t.Errorf("release without override = %d %s, want 409 asking for an override", w.Code, w.Body)
+	}
+	w = f.do(t, "POST", "/admin/api/v1/quarantine/"+id+"/release", adminSecret, `{"reason":"false positive confirmed with the feed maintainers","override":true}`)
+	if w.Code != 200 {
+		t.Errorf("release with override = %d %s", w.Code, w.Body)
+	}
+}

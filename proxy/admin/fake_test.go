@@ -268,3 +268,16 @@ func (m *fakeMeta) Put(_ context.Context, bucket, key string, value []byte) erro
 }
 
 func (m *fakeMeta) Close() error { return nil }
+
+func (m *fakeMeta) ObservedKeys(_ context.Context, prefix string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for k := range m.observed {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}

@@ -58,6 +58,10 @@ func (a *api) showQuarantine(w http.ResponseWriter, r *http.Request, _ Token) {
 	writeJSON(w, http.StatusOK, q)
 }
 
+// checkKnownMalicious is the check whose findings need an override to
+// release (verify/osv.Check).
+const checkKnownMalicious = "known-malicious"
+
 func (a *api) release(w http.ResponseWriter, r *http.Request, tok Token) {
 	id := mux.Vars(r)["id"]
 	var req ReleaseRequest
@@ -68,6 +72,19 @@ func (a *api) release(w http.ResponseWriter, r *http.Request, tok Token) {
 	if reason == "" {
 		writeError(w, http.StatusBadRequest, "a reason is required to release "+id)
 		return
+	}
+	if !req.Override {
+		cur, err := a.meta.Quarantine(r.Context(), id)
+		if err != nil {
+			a.storeError(w, r, err, "no quarantine record "+id)
+			return
+		}
+		for _, f := range cur.Findings {
+			if f.Check == checkKnownMalicious {
+				writeError(w, http.StatusConflict, fmt.Sprintf("%s is known malicious (%s): releasing it needs an explicit override (airlock quarantine release %s --override --reason ...)", cur.Artifact, f.Message, id))
+				return
+			}
+		}
 	}
 	q, err := a.meta.Release(r.Context(), id, tok.actor(), reason)
 	if errors.Is(err, cache.ErrConflict) {
@@ -82,7 +99,7 @@ func (a *api) release(w http.ResponseWriter, r *http.Request, tok Token) {
 		a.storeError(w, r, err, "no quarantine record "+id)
 		return
 	}
-	a.log.Info("quarantine released", "actor", tok.actor(), "id", q.ID, "artifact", q.Artifact.String(), "reason", reason)
+	a.log.Info("quarantine released", "actor", tok.actor(), "id", q.ID, "artifact", q.Artifact.String(), "reason", reason, "override", req.Override)
 	writeJSON(w, http.StatusOK, q)
 }
 

@@ -23,6 +23,9 @@ type (
 	// ReleaseRequest is the body of POST …/quarantine/{id}/release.
 	ReleaseRequest struct {
 		Reason string `json:"reason"`
+		// Override must be set to release a version a known-malicious
+		// feed names: that is never a routine release.
+		Override bool `json:"override,omitempty"`
 	}
 	// BlockRequest is the body of POST /admin/api/v1/quarantine.
 	BlockRequest struct {

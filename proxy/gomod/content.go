@@ -36,11 +36,23 @@ const (
 // checkMod names the finding of a go.mod that fails the checksum database.
 const checkMod = "sumdb-go.mod"
 
-// status returns the stored decision, or a zero Status when none.
+// status returns the stored decision, or a zero Status when none. A
+// version a known-malicious feed names is denied here, on its first
+// request, unless an admin released it over the finding.
 func (h *Handler) status(ctx context.Context, a verify.Artifact) (cache.Status, error) {
 	st, err := h.o.Meta.Status(ctx, a)
 	if errors.Is(err, cache.ErrNotFound) {
-		return cache.Status{}, nil
+		st, err = cache.Status{}, nil
+	}
+	if err != nil || st.Hidden() || st.Quarantine != nil {
+		return st, err
+	}
+	if fs := h.o.Malicious(a); len(fs) > 0 {
+		st, err = h.o.Meta.Decide(ctx, a, verify.Decision{Verdict: verify.Deny, Findings: fs}, actor)
+		if err == nil {
+			h.o.Metrics.Quarantines.WithLabelValues("go").Inc()
+			h.o.Log.Warn("known malicious: denied", "artifact", a.String(), "record", fs[0].Evidence["id"])
+		}
 	}
 	return st, err
 }

@@ -70,9 +70,12 @@ type Options struct {
 	ReadAhead int
 	// Checks is the publish-time checks' policy (the cooldown, for Go);
 	// the zero value turns them off.
-	Checks  policy.Policy
-	Log     *slog.Logger
-	Metrics *metrics.Set
+	Checks policy.Policy
+	// Malicious returns the known-malicious findings for a version (the
+	// OSV feeds); nil means no feed.
+	Malicious func(verify.Artifact) []verify.Finding
+	Log       *slog.Logger
+	Metrics   *metrics.Set
 	// Now is the clock of the cooldown; nil is time.Now.
 	Now func() time.Time
 }
@@ -109,6 +112,9 @@ func New(o Options) *Handler {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Malicious == nil {
+		o.Malicious = func(verify.Artifact) []verify.Finding { return nil }
 	}
 	o.Upstream = strings.TrimSuffix(o.Upstream, "/")
 	o.SumDBURL = strings.TrimSuffix(o.SumDBURL, "/")

@@ -80,10 +80,12 @@ func (h *Handler) judge(d *doc, a verify.Artifact) (policy.Effective, []verify.F
 	hist := d.history()
 	i := hist.Index(a.Version)
 	if i < 0 {
-		return e, nil, policy.Outcome{Verdict: verify.Allow}
+		fs := h.o.Malicious(a)
+		return e, fs, e.Decide(fs)
 	}
 	now := h.o.Now()
-	var fs []verify.Finding
+	// Known-malicious judges every version, however old.
+	fs := h.o.Malicious(a)
 	if e.Cooldown > 0 {
 		if f := anomaly.Cooldown(hist[i], now, e.Cooldown); f != nil {
 			fs = append(fs, *f)

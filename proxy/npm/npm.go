@@ -84,6 +84,9 @@ type Options struct {
 	// scripts, provenance regression, publisher…); the zero value turns
 	// them off.
 	Checks policy.Policy
+	// Malicious returns the known-malicious findings for a version (the
+	// OSV feeds); nil means no feed.
+	Malicious func(verify.Artifact) []verify.Finding
 
 	Meta         Meta
 	Blobs        cache.Blobs
@@ -125,6 +128,9 @@ func New(o Options) *Handler {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Malicious == nil {
+		o.Malicious = func(verify.Artifact) []verify.Finding { return nil }
 	}
 	if o.Policy == nil {
 		o.Policy = func(string) Policy { return Policy{} }

@@ -65,6 +65,13 @@ func (h *Handler) serveTarball(ctx context.Context, w http.ResponseWriter, r *ht
 	if st.Hidden() && !(st.Quarantine != nil && h.comeOfAge(ctx, *st.Quarantine)) {
 		return refusal(a.String(), st)
 	}
+	// A feed that names the version stops even a cached copy (unless an
+	// admin released it over the finding).
+	if fs := h.o.Malicious(a); len(fs) > 0 {
+		if err := h.hold(ctx, a, verify.Deny, fs, false); err != nil {
+			return err
+		}
+	}
 	if f, d, ok := h.cachedBlob(ctx, a.Key(), fieldTarball); ok {
 		h.o.Metrics.CacheHits.WithLabelValues("npm", "tarball").Inc()
 		serveBlob(w, r, f, d, "application/octet-stream")

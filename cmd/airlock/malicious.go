@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/airlock-proxy/airlock/cache"
+	"github.com/airlock-proxy/airlock/verify"
+	"github.com/airlock-proxy/airlock/verify/osv"
+)
+
+// malicious is the known-malicious feed: the OSV records of the configured
+// paths, reloaded when they change. Every version it names is denied, on
+// the fly by the fronts, and, for versions Airlock has already seen,
+// recorded at once when the feed is loaded (a cached copy is never served
+// again).
+type malicious struct {
+	paths []string
+	meta  cache.Meta
+	log   *slog.Logger
+	feeds atomic.Pointer[[]*osv.Feed]
+	stamp string
+}
+
+// actorFeed signs the decisions the feed makes.
+const actorFeed = "airlock/known-malicious"
+
+func loadMalicious(ctx context.Context, paths []string, meta cache.Meta, log *slog.Logger) (*malicious, error) {
+	m := &malicious{paths: paths, meta: meta, log: log}
+	if len(paths) == 0 {
+		m.feeds.Store(&[]*osv.Feed{})
+		return m, nil
+	}
+	if err := m.reload(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Findings is the fronts' check: a finding per record naming a.
+func (m *malicious) Findings(a verify.Artifact) []verify.Finding {
+	if m == nil {
+		return nil
+	}
+	var out []verify.Finding
+	for _, f := range *m.feeds.Load() {
+		for _, r := range f.Match(a) {
+			out = append(out, f.Finding(r, a))
+		}
+	}
+	return out
+}
+
+// stampOf sums up the paths' modification times and sizes, to notice a
+// changed feed without reading it.
+func stampOf(paths []string) string {
+	var b strings.Builder
+	for _, p := range paths {
+		filepath.WalkDir(p, func(path string, d os.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			if info, err := d.Info(); err == nil {
+				fmt.Fprintf(&b, "%s %d %d\n", path, info.ModTime().UnixNano(), info.Size())
+			}
+			return nil
+		})
+	}
+	return b.String()
+}
+
+// reload loads every path; a path that does not load fails the reload
+// and the previous feed stays (or, at start, Airlock does not start).
+func (m *malicious) reload(ctx context.Context) error {
+	stamp := stampOf(m.paths)
+	var feeds []*osv.Feed
+	total := 0
+	for _, p := range m.paths {
+		f, err := osv.Load(ctx, p, osv.Options{Log: m.log})
+		if err != nil {
+			return fmt.Errorf("policy.malicious: %s: %w", p, err)
+		}
+		feeds = append(feeds, f)
+		total += f.Len()
+		if f.Skipped() > 0 {
+			m.log.Warn("known-malicious feed: skipped unreadable records", "path", p, "skipped", f.Skipped())
+		}
+	}
+	m.feeds.Store(&feeds)
+	m.stamp = stamp
+	m.log.Info("known-malicious feed loaded", "paths", strings.Join(m.paths, ","), "records", total)
+	return m.retro(ctx)
+}
+
+// retro denies every version Airlock has seen that the feed names, so
+// that a cached copy is refused from now on and the admins see it.
+func (m *malicious) retro(ctx context.Context) error {
+	n := 0
+	for _, eco := range []verify.Ecosystem{verify.NPM, verify.Go} {
+		names := map[string]bool{}
+		for _, f := range *m.feeds.Load() {
+			for _, name := range f.Affected(eco) {
+				names[name] = true
+			}
+		}
+		for name := range names {
+			keys, err := m.meta.ObservedKeys(ctx, string(eco)+":"+name+"@")
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				a, err := verify.ParseArtifact(k)
+				if err != nil || a.Name != name {
+					continue
+				}
+				fs := m.Findings(a)
+				if len(fs) == 0 {
+					continue
+				}
+				st, err := m.meta.Status(ctx, a)
+				if err != nil && !errors.Is(err, cache.ErrNotFound) {
+					return err
+				}
+				if st.Decision.Verdict == verify.Deny && st.Quarantine != nil {
+					continue // already denied
+				}
+				st, err = m.meta.Decide(ctx, a, verify.Decision{Verdict: verify.Deny, Findings: fs}, actorFeed)
+				if err != nil {
+					return err
+				}
+				n++
+				id := ""
+				if st.Quarantine != nil {
+					id = st.Quarantine.ID
+				}
+				m.log.Warn("known malicious: denied a version Airlock had seen", "artifact", a.String(), "quarantine_id", id, "record", fs[0].Evidence["id"])
+			}
+		}
+	}
+	if n > 0 {
+		m.log.Warn("known-malicious feed: denied versions Airlock had seen", "count", n)
+	}
+	return nil
+}
+
+// watch reloads the feed when its files change.
+func (m *malicious) watch(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if stampOf(m.paths) == m.stamp {
+				continue
+			}
+			if err := m.reload(ctx); err != nil {
+				m.log.Error("reloading the known-malicious feed; keeping the previous one", "err", err)
+			}
+		}
+	}
+}
