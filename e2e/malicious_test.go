@@ -112,4 +112,20 @@ policy:
 	if code, _ := inst.get(t, "/npm/left-pad/-/left-pad-1.3.0.tgz"); code != 200 {
 		t.Errorf("tarball after an override release = %d", code)
 	}
+
+	// The feed withdraws the Go record: the denial it made is lifted.
+	if err := os.Remove(filepath.Join(feed, "osv", "malicious", "Go", "example.com/c", "MAL-2026-0002.json")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the withdrawn record's denial to lift", func() bool {
+		out, _ := inst.cli(t, "quarantine", "list", "--state", "held")
+		return !strings.Contains(out, "go:example.com/c@v1.0.0")
+	})
+	dir3 := mainModule(t, []string{"example.com/c v1.0.0"}, "example.com/c")
+	if out, err := newGoClient(t, inst, up).run(dir3, "build", "./..."); err != nil {
+		t.Errorf("go build after the record went: %v\n%s", err, out)
+	}
+	if out, _ := inst.cli(t, "audit"); !strings.Contains(out, "airlock/known-malicious") {
+		t.Errorf("audit log lacks the feed's decisions:\n%s", out)
+	}
 }

@@ -96,7 +96,10 @@ func (m *malicious) reload(ctx context.Context) error {
 	m.feeds.Store(&feeds)
 	m.stamp = stamp
 	m.log.Info("known-malicious feed loaded", "paths", strings.Join(m.paths, ","), "records", total)
-	return m.retro(ctx)
+	if err := m.retro(ctx); err != nil {
+		return err
+	}
+	return m.lift(ctx)
 }
 
 // retro denies every version Airlock has seen that the feed names, so
@@ -128,8 +131,11 @@ func (m *malicious) retro(ctx context.Context) error {
 				if err != nil && !errors.Is(err, cache.ErrNotFound) {
 					return err
 				}
-				if st.Decision.Verdict == verify.Deny && st.Quarantine != nil {
-					continue // already denied
+				if q := st.Quarantine; q != nil && (q.State == cache.Released || (q.State.Hides() && st.Decision.Verdict == verify.Deny)) {
+					// Already denied; or released, by an admin's override
+					// or because the feed dropped it before (a release
+					// stands: Decide cannot re-hold it).
+					continue
 				}
 				st, err = m.meta.Decide(ctx, a, verify.Decision{Verdict: verify.Deny, Findings: fs}, actorFeed)
 				if err != nil {
@@ -167,4 +173,30 @@ func (m *malicious) watch(ctx context.Context, every time.Duration) {
 			}
 		}
 	}
+}
+
+// lift releases holds that rested only on feed records that are gone
+// (withdrawn, or no longer in the feed): the feed's own decision, undone by
+// the feed, on the audit log.
+func (m *malicious) lift(ctx context.Context) error {
+	qs, err := m.meta.Quarantines(ctx, cache.QuarantineFilter{State: cache.Held})
+	if err != nil {
+		return err
+	}
+	for _, q := range qs {
+		onlyFeed := len(q.Findings) > 0
+		for _, f := range q.Findings {
+			if f.Check != osv.Check {
+				onlyFeed = false
+			}
+		}
+		if !onlyFeed || len(m.Findings(q.Artifact)) > 0 {
+			continue
+		}
+		if _, err := m.meta.Release(ctx, q.ID, actorFeed, "no known-malicious record names it any more (withdrawn or removed from the feed)"); err != nil {
+			return err
+		}
+		m.log.Warn("known malicious: lifted a denial the feed no longer supports", "artifact", q.Artifact.String(), "quarantine_id", q.ID)
+	}
+	return nil
 }

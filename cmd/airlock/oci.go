@@ -13,10 +13,11 @@ import (
 	"github.com/airlock-proxy/airlock/config"
 	"github.com/airlock-proxy/airlock/proxy/metrics"
 	"github.com/airlock-proxy/airlock/proxy/oci"
+	"github.com/airlock-proxy/airlock/verify/policy"
 )
 
 // newOCIFront builds the registry front from the oci section.
-func newOCIFront(cfg config.OCI, meta cache.Meta, blobs cache.Blobs, m *metrics.Set, log *slog.Logger) (*oci.Handler, error) {
+func newOCIFront(cfg config.OCI, pol policy.Policy, meta cache.Meta, blobs cache.Blobs, m *metrics.Set, log *slog.Logger) (*oci.Handler, error) {
 	var ups []oci.Upstream
 	for _, u := range cfg.Upstreams {
 		up := oci.Upstream{Name: u.Name, URL: u.URL, Hosts: u.Hosts, Mirror: u.Mirror}
@@ -53,6 +54,7 @@ func newOCIFront(cfg config.OCI, meta cache.Meta, blobs cache.Blobs, m *metrics.
 		Blobs: blobs, Timeout: cfg.Timeout.D(), MaxSize: int64(cfg.MaxBlob), Log: log,
 	})
 	return oci.New(oci.Options{
+		Checks:    pol,
 		Upstreams: ups,
 		Policy: func(repo string) oci.Policy {
 			for i, p := range cfg.Policies {

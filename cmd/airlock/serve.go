@@ -134,7 +134,7 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		ListTTL: cfg.Go.ListTTL.D(), ReadAhead: cfg.Go.ReadAhead, Log: log.With("front", "go"), Metrics: m,
 		Checks: pol, Malicious: mal.Findings,
 	})
-	ociFront, err := newOCIFront(cfg.OCI, meta, blobs, m, log.With("front", "oci"))
+	ociFront, err := newOCIFront(cfg.OCI, pol, meta, blobs, m, log.With("front", "oci"))
 	if err != nil {
 		meta.Close()
 		return nil, err

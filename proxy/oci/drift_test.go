@@ -9,6 +9,7 @@ import (
 	"github.com/airlock-proxy/airlock/cache"
 	"github.com/airlock-proxy/airlock/proxy/oci"
 	"github.com/airlock-proxy/airlock/verify"
+	"github.com/airlock-proxy/airlock/verify/policy"
 )
 
 // tagDigest asks Airlock for repo:tag and returns the digest it serves,
@@ -193,4 +194,34 @@ func TestTagsList(t *testing.T) {
 	wantErr(t, resp, body, 400, "PAGINATION_NUMBER_INVALID")
 	resp, body = f.do(t, "GET", "/v2/up/test/none/tags/list")
 	wantErr(t, resp, body, 404, "NAME_UNKNOWN")
+}
+
+// TestTagMoveCooldown: under a cooldown a moved tag keeps serving its
+// allowed digest until the move is a cooldown old, counted from when
+// Airlock first saw it; an image merely new to Airlock is served at once.
+func TestTagMoveCooldown(t *testing.T) {
+	withCooldown := func(o *oci.Options) {
+		tagMode(oci.TagsFollow)(o)
+		o.Checks = policy.Default()
+	}
+	f := newFixture(t, withCooldown)
+	a, b := image(t), image(t)
+	da, db := digestOf(t, a), digestOf(t, b)
+	f.push(t, "test/app:v1", a)
+	if d, code := f.tagDigest(t, "up/test/app:v1"); d != da {
+		t.Fatalf("an image new to Airlock: %s %s, want it served at once", d, code)
+	}
+	f.push(t, "test/app:v1", b)
+	f.clock.Add(ttl + time.Second)
+	if d, _ := f.tagDigest(t, "up/test/app:v1"); d != da {
+		t.Errorf("right after the move: %s, want the old %s", d, da)
+	}
+	f.clock.Add(12 * time.Hour)
+	if d, _ := f.tagDigest(t, "up/test/app:v1"); d != da {
+		t.Errorf("12 h after the move: %s, want the old %s", d, da)
+	}
+	f.clock.Add(12 * time.Hour)
+	if d, _ := f.tagDigest(t, "up/test/app:v1"); d != db {
+		t.Errorf("a day after the move: %s, want the new %s", d, db)
+	}
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/airlock-proxy/airlock/cache"
 	"github.com/airlock-proxy/airlock/proxy/metrics"
 	"github.com/airlock-proxy/airlock/verify"
+	"github.com/airlock-proxy/airlock/verify/policy"
 )
 
 // Meta is the part of the metadata store the front uses.
@@ -145,6 +146,9 @@ type Options struct {
 	Log       *slog.Logger
 	Metrics   *metrics.Set
 	Now       func() time.Time
+	// Checks is the publish-time checks' policy: for images, the cooldown
+	// of a tag's move to a new digest. The zero value turns it off.
+	Checks policy.Policy
 }
 
 // Handler serves the registry API; it sees full /v2/... paths.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/airlock-proxy/airlock/verify"
+	"github.com/airlock-proxy/airlock/verify/policy"
 )
 
 // tagState is what Airlock holds about one tag of one repository.
@@ -23,6 +24,9 @@ type tagState struct {
 	// from Digest while a move is held.
 	Upstream string    `json:"upstream"`
 	Checked  time.Time `json:"checked"`
+	// Moved is when Airlock first saw the tag point at Upstream: where a
+	// move's cooldown counts from.
+	Moved time.Time `json:"moved,omitzero"`
 }
 
 // materialTag matches cosign's tags for a subject's signatures,
@@ -98,7 +102,11 @@ func (h *Handler) revalidate(ctx context.Context, t target, tag, subject string,
 			return "", err
 		}
 	}
-	next := tagState{Digest: old.Digest, Upstream: d, Checked: now}
+	moved := old.Moved
+	if !found || d != old.Upstream || moved.IsZero() {
+		moved = now
+	}
+	next := tagState{Digest: old.Digest, Upstream: d, Checked: now, Moved: moved}
 	serve := d
 	switch {
 	case old.Digest == d:
@@ -116,7 +124,7 @@ func (h *Handler) revalidate(ctx context.Context, t target, tag, subject string,
 		}
 	default:
 		var save bool
-		serve, save, err = h.drift(ctx, t, tag, old.Digest, d)
+		serve, save, err = h.drift(ctx, t, tag, old.Digest, d, moved)
 		if !save {
 			return serve, err
 		}
@@ -133,7 +141,7 @@ func (h *Handler) revalidate(ctx context.Context, t target, tag, subject string,
 // ("" when it follows to a held digest) and whether the outcome is final
 // (false when the new digest could not be judged: the old one is served
 // and the next request asks again).
-func (h *Handler) drift(ctx context.Context, t target, tag, from, to string) (string, bool, error) {
+func (h *Handler) drift(ctx context.Context, t target, tag, from, to string, moved time.Time) (string, bool, error) {
 	f := verify.Finding{
 		Check:    checkTagMoved,
 		Message:  fmt.Sprintf("tag %s moved upstream from %s to %s", tag, from, to),
@@ -141,6 +149,7 @@ func (h *Handler) drift(ctx context.Context, t target, tag, from, to string) (st
 	}
 	mode := t.pol.Tags
 	h.o.Log.Warn("tag moved upstream", "repo", t.key, "tag", tag, "old", from, "new", to, "policy", mode)
+
 	if mode == TagsPin {
 		mv := t.moveArtifact(tag, to)
 		st, err := h.status(ctx, mv)
@@ -162,6 +171,16 @@ func (h *Handler) drift(ctx context.Context, t target, tag, from, to string) (st
 	_, err := h.admit(ctx, t, to)
 	switch {
 	case err == nil:
+		// Admissible; still, a tag follows a move only once the move is
+		// a cooldown old (a re-pointed tag is how tj-actions was hit),
+		// unless an admin released the new digest.
+		st, err := h.status(ctx, t.digestArtifact(to))
+		if err != nil {
+			return from, false, err
+		}
+		if !released(st) && h.moveCooling(t, tag, to, moved) {
+			return from, true, nil
+		}
 		h.o.Log.Info("tag follows upstream", "repo", t.key, "tag", tag, "digest", to, "policy", mode)
 		return to, true, nil
 	case !isCode(err, codeDenied):
@@ -366,4 +385,29 @@ func nextPage(resp *http.Response, repo string) string {
 		return ""
 	}
 	return "tags/list?" + u.RawQuery
+}
+
+// moveCooling reports whether a tag's move to digest to is within the
+// cooldown. Images carry no publish time anyone vouches for, so the
+// cooldown counts from when Airlock first saw the tag point there, and
+// applies only to moves: an image merely new to Airlock is not young.
+// Meanwhile the tag keeps serving its allowed digest.
+func (h *Handler) moveCooling(t target, tag, to string, moved time.Time) bool {
+	e := h.o.Checks.For(verify.Artifact{Ecosystem: verify.OCI, Name: t.key, Version: tag})
+	if h.o.Checks.Mode == "" || e.Cooldown <= 0 || e.FastTrack {
+		return false
+	}
+	until := moved.Add(e.Cooldown)
+	if !h.now().Before(until) {
+		return false
+	}
+	f := verify.Finding{Check: policy.CheckCooldown,
+		Message:  fmt.Sprintf("tag %s moved to %s at %s, within the %s cooldown (followed from %s)", tag, to, moved.UTC().Format(time.RFC3339), e.Cooldown, until.UTC().Format(time.RFC3339)),
+		Evidence: map[string]string{"tag": tag, "new": to, "moved": moved.UTC().Format(time.RFC3339), "until": until.UTC().Format(time.RFC3339), "cooldown": e.Cooldown.String()}}
+	if o := e.Decide([]verify.Finding{f}); o.Verdict == verify.Allow {
+		h.o.Log.Warn("finding", "repo", t.key, "tag", tag, "check", f.Check, "finding", f.Message, "dry_run", o.DryRun)
+		return false
+	}
+	h.o.Log.Info("tag move within the cooldown: serving the previous digest", "repo", t.key, "tag", tag, "new", to, "until", until.UTC().Format(time.RFC3339))
+	return true
 }
