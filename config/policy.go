@@ -21,6 +21,9 @@ type Policy struct {
 	// Actions map a check to allow, warn, quarantine or deny, over the
 	// defaults.
 	Actions map[string]string `yaml:"actions"`
+	// PublishWindow is the namespace's publishing hours; releases
+	// outside them are a weak finding (publish-window).
+	PublishWindow *Window `yaml:"publish_window"`
 	// Rules override for namespaces; the first match applies.
 	Rules []PolicyRule `yaml:"rules"`
 	// Malicious are known-malicious feeds: directories or zips of OSV
@@ -41,6 +44,52 @@ type PolicyRule struct {
 	Actions  map[string]string `yaml:"actions"`
 	// FastTrack skips the cooldown for the namespace.
 	FastTrack bool `yaml:"fast_track"`
+	// CI declares the namespace built by the organisation's CI: every
+	// version must match a CI record (POST /admin/api/v1/ci/records,
+	// airlock ci import).
+	CI bool `yaml:"ci"`
+	// PublishWindow replaces the policy's publishing hours.
+	PublishWindow *Window `yaml:"publish_window"`
+}
+
+// Window is a namespace's publishing hours.
+type Window struct {
+	// Timezone is an IANA name: Europe/Berlin, America/New_York, UTC.
+	Timezone string `yaml:"timezone"`
+	// Days are mon, tue, wed, thu, fri, sat, sun.
+	Days []string `yaml:"days"`
+	// Hours is "HH:MM-HH:MM"; an end before the start spans midnight.
+	Hours string `yaml:"hours"`
+}
+
+// weekdays by their names in the file.
+var weekdays = map[string]time.Weekday{"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday,
+	"thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday}
+
+// Parse checks the window and returns its parts: the location, the days
+// by time.Weekday, and the hours as minutes after midnight.
+func (w Window) Parse() (*time.Location, [7]bool, int, int, error) {
+	var days [7]bool
+	loc, err := time.LoadLocation(w.Timezone)
+	if err != nil || w.Timezone == "" {
+		return nil, days, 0, 0, fmt.Errorf("timezone: %q is not an IANA time zone (e.g. Europe/Berlin)", w.Timezone)
+	}
+	if len(w.Days) == 0 {
+		return nil, days, 0, 0, fmt.Errorf("days: name at least one of mon, tue, wed, thu, fri, sat, sun")
+	}
+	for _, d := range w.Days {
+		wd, ok := weekdays[strings.ToLower(d)]
+		if !ok {
+			return nil, days, 0, 0, fmt.Errorf("days: %q is not one of mon, tue, wed, thu, fri, sat, sun", d)
+		}
+		days[wd] = true
+	}
+	var h1, m1, h2, m2 int
+	if n, err := fmt.Sscanf(w.Hours, "%d:%d-%d:%d", &h1, &m1, &h2, &m2); err != nil || n != 4 ||
+		h1 < 0 || h1 > 23 || h2 < 0 || h2 > 24 || m1 < 0 || m1 > 59 || m2 < 0 || m2 > 59 {
+		return nil, days, 0, 0, fmt.Errorf("hours: %q: want HH:MM-HH:MM, e.g. 08:00-19:00", w.Hours)
+	}
+	return loc, days, h1*60 + m1, h2*60 + m2, nil
 }
 
 // DefaultPolicy is the engine's default: enforce, 24 h cooldown, history
@@ -83,6 +132,11 @@ func (p Policy) validate() error {
 	if err := actions("policy.actions", p.Actions); err != nil {
 		return err
 	}
+	if p.PublishWindow != nil {
+		if _, _, _, _, err := p.PublishWindow.Parse(); err != nil {
+			return fmt.Errorf("policy.publish_window.%w", err)
+		}
+	}
 	for i, r := range p.Rules {
 		key := fmt.Sprintf("policy.rules[%d]", i)
 		eco, glob, ok := strings.Cut(r.Match, ":")
@@ -97,6 +151,11 @@ func (p Policy) validate() error {
 		}
 		if err := actions(key+".actions", r.Actions); err != nil {
 			return err
+		}
+		if r.PublishWindow != nil {
+			if _, _, _, _, err := r.PublishWindow.Parse(); err != nil {
+				return fmt.Errorf("%s.publish_window.%w", key, err)
+			}
 		}
 	}
 	return nil

@@ -46,6 +46,10 @@ func TestPolicyErrorsNameTheKey(t *testing.T) {
 		{"policy: {rules: [{match: 'npm:x', colour: red}]}", "policy.rules[0].colour"},
 		{"policy: {malicious: [/nonexistent/osv]}", "policy.malicious[0]"},
 		{"policy: {malicious_refresh: 0s}", "policy.malicious_refresh"},
+		{"policy: {publish_window: {timezone: Mars/Olympus, days: [mon], hours: '08:00-19:00'}}", "policy.publish_window.timezone"},
+		{"policy: {publish_window: {timezone: UTC, days: [someday], hours: '08:00-19:00'}}", "policy.publish_window.days"},
+		{"policy: {publish_window: {timezone: UTC, days: [mon], hours: '8-19'}}", "policy.publish_window.hours"},
+		{"policy: {rules: [{match: 'npm:x', publish_window: {timezone: UTC, days: [], hours: '08:00-19:00'}}]}", "policy.rules[0].publish_window.days"},
 	} {
 		_, err := Load(writeConfig(t, tc.body))
 		if err == nil || !strings.Contains(err.Error(), tc.key) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/airlock-proxy/airlock/config"
+	"github.com/airlock-proxy/airlock/verify/anomaly"
 	"github.com/airlock-proxy/airlock/verify/policy"
 )
 
@@ -26,14 +27,25 @@ func buildPolicy(p config.Policy) (policy.Policy, error) {
 		return out, nil
 	}
 	out := policy.Policy{Mode: policy.Mode(p.Mode), Cooldown: p.Cooldown.D(), ReviewWindow: p.ReviewWindow.D()}
+	window := func(w *config.Window) anomaly.Window {
+		loc, days, from, to, _ := w.Parse() // validated by config
+		return anomaly.Window{Location: loc, Days: days, From: from, To: to}
+	}
+	if p.PublishWindow != nil {
+		out.Window = window(p.PublishWindow)
+	}
 	var err error
 	if out.Actions, err = actions("policy.actions", p.Actions); err != nil {
 		return out, err
 	}
 	for i, r := range p.Rules {
-		rule := policy.Rule{Match: r.Match, FastTrack: r.FastTrack}
+		rule := policy.Rule{Match: r.Match, FastTrack: r.FastTrack, CI: r.CI}
 		if rule.Actions, err = actions(fmt.Sprintf("policy.rules[%d].actions", i), r.Actions); err != nil {
 			return out, err
+		}
+		if r.PublishWindow != nil {
+			w := window(r.PublishWindow)
+			rule.Window = &w
 		}
 		if r.Cooldown != nil {
 			d := time.Duration(*r.Cooldown)

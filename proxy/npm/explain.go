@@ -48,7 +48,7 @@ func (h *Handler) Explain(ctx context.Context, a verify.Artifact) (policy.Explan
 		if e.Cooldown > 0 {
 			ran = append(ran, policy.CheckCooldown)
 		}
-		ran = append(ran, policy.CheckInstallScript, policy.CheckProvenanceRegress, policy.CheckNewPublisher, policy.CheckMaintainerAdded)
+		ran = append(ran, policy.CheckInstallScript, policy.CheckProvenanceRegress, policy.CheckNewPublisher, policy.CheckMaintainerAdded, policy.CheckPublishWindow)
 	}
 	fixed := map[string]policy.Action{checkPublishTime: policy.Quarantine, npmsig.CheckSignature: policy.Quarantine,
 		checkIntegrity: policy.Quarantine, checkProvenance: policy.Quarantine, checkSource: policy.Quarantine}

@@ -93,6 +93,9 @@ func (h *Handler) judge(d *doc, a verify.Artifact) (policy.Effective, []verify.F
 	}
 	if p := hist[i].Published; e.ReviewWindow == 0 || p.IsZero() || now.Sub(p) < e.ReviewWindow {
 		fs = append(fs, d.historyFindings(i)...)
+		if f := anomaly.PublishWindow(hist, i, e.Window); f != nil {
+			fs = append(fs, *f)
+		}
 	}
 	return e, fs, e.Decide(fs)
 }

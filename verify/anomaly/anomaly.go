@@ -268,3 +268,78 @@ func Check(h History, i int, o Options) []verify.Finding {
 	}
 	return out
 }
+
+// Window is a namespace's publishing hours: releases outside them are
+// unusual. The zero Window (no days) checks nothing.
+type Window struct {
+	Location *time.Location
+	Days     [7]bool // by time.Weekday
+	From, To int     // minutes after midnight; To <= From spans midnight
+}
+
+func (w Window) contains(t time.Time) bool {
+	t = t.In(w.Location)
+	m := t.Hour()*60 + t.Minute()
+	if w.From < w.To {
+		return w.Days[t.Weekday()] && m >= w.From && m < w.To
+	}
+	// Across midnight: the part after midnight belongs to the day before.
+	if m >= w.From {
+		return w.Days[t.Weekday()]
+	}
+	return m < w.To && w.Days[(t.Weekday()+6)%7]
+}
+
+// usualDepth is how many of a publisher's earlier releases make a habit.
+const usualDepth = 5
+
+// PublishWindow finds a release published outside the configured hours,
+// or outside its publisher's own habit (no earlier release of theirs
+// within two hours of the time of day, given at least five). It is a weak
+// signal alone (chalk and Shai-Hulud 2.0 were published in office hours):
+// policy adds it to other findings, never holds on it alone.
+func PublishWindow(h History, i int, w Window) *verify.Finding {
+	r := h[i]
+	if r.Published.IsZero() {
+		return nil
+	}
+	if w.Location != nil && w.Days != [7]bool{} && !w.contains(r.Published) {
+		local := r.Published.In(w.Location)
+		return &verify.Finding{Check: "publish-window",
+			Message:  fmt.Sprintf("published %s, outside the namespace's publishing hours", local.Format("Mon 15:04 MST")),
+			Evidence: map[string]string{"published": r.Published.UTC().Format(time.RFC3339), "local": local.Format(time.RFC3339), "timezone": w.Location.String()}}
+	}
+	if r.Publisher == "" {
+		return nil
+	}
+	var hours []string
+	usual := false
+	for j := i - 1; j >= 0 && len(hours) < usualDepth; j-- {
+		p := h[j]
+		if p.Publisher != r.Publisher || p.Published.IsZero() {
+			continue
+		}
+		d := minutesApart(p.Published, r.Published)
+		if d <= 120 {
+			usual = true
+		}
+		hours = append(hours, p.Published.UTC().Format("15:04"))
+	}
+	if usual || len(hours) < usualDepth {
+		return nil
+	}
+	return &verify.Finding{Check: "publish-window",
+		Message:  fmt.Sprintf("published at %s UTC, far from %s's usual hours", r.Published.UTC().Format("15:04"), r.Publisher),
+		Evidence: map[string]string{"published": r.Published.UTC().Format(time.RFC3339), "usual_utc": strings.Join(hours, ",")}}
+}
+
+// minutesApart is the distance between two times of day, around the clock.
+func minutesApart(a, b time.Time) int {
+	ma := a.UTC().Hour()*60 + a.UTC().Minute()
+	mb := b.UTC().Hour()*60 + b.UTC().Minute()
+	d := ma - mb
+	if d < 0 {
+		d = -d
+	}
+	return min(d, 24*60-d)
+}

@@ -1,6 +1,7 @@
 package anomaly
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -157,5 +158,48 @@ func TestCheckIncidentShape(t *testing.T) {
 		if !got[c] {
 			t.Errorf("Shai-Hulud shape lacks %s: %v", c, fs)
 		}
+	}
+}
+
+func TestPublishWindow(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skip("no tzdata:", err) // Go embeds none unless asked; the UTC cases below still run
+	}
+	week := [7]bool{time.Monday: true, time.Tuesday: true, time.Wednesday: true, time.Thursday: true, time.Friday: true}
+	office := Window{Location: berlin, Days: week, From: 8 * 60, To: 19 * 60}
+	at := func(s string) Release { p, _ := time.Parse(time.RFC3339, s); return Release{Version: "1.0.1", Published: p, Publisher: "alice"} }
+	for _, tc := range []struct {
+		name string
+		r    Release
+		w    Window
+		want bool
+	}{
+		{"Tuesday 10:00 Berlin", at("2025-09-09T08:00:00Z"), office, false},
+		{"Tuesday 03:00 Berlin", at("2025-09-09T01:00:00Z"), office, true},
+		{"Saturday noon", at("2025-09-13T10:00:00Z"), office, true},
+		{"no window configured", at("2025-09-13T10:00:00Z"), Window{}, false},
+		{"night shift across midnight", at("2025-09-09T21:30:00Z"), Window{Location: berlin, Days: week, From: 22 * 60, To: 6 * 60}, false},
+	} {
+		if f := PublishWindow(History{tc.r}, 0, tc.w); (f != nil) != tc.want {
+			t.Errorf("%s: %v, want finding %v", tc.name, f, tc.want)
+		}
+	}
+}
+
+func TestPublishWindowHabit(t *testing.T) {
+	day := func(d, hour int, who string) Release {
+		return Release{Version: fmt.Sprintf("1.0.%d", d), Line: "1", Publisher: who,
+			Published: time.Date(2025, 9, 1+d, hour, 0, 0, 0, time.UTC)}
+	}
+	h := History{day(0, 14, "alice"), day(1, 15, "alice"), day(2, 14, "alice"), day(3, 16, "alice"), day(4, 15, "alice")}
+	if f := PublishWindow(append(h, day(5, 15, "alice")), 5, Window{}); f != nil {
+		t.Errorf("in habit: %v", f)
+	}
+	if f := PublishWindow(append(h, day(5, 3, "alice")), 5, Window{}); f == nil {
+		t.Error("03:00 for a 14:00–16:00 publisher: no finding")
+	}
+	if f := PublishWindow(append(h[:3], day(5, 3, "alice")), 3, Window{}); f != nil {
+		t.Errorf("three releases are no habit: %v", f)
 	}
 }

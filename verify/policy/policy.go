@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/airlock-proxy/airlock/verify"
+	"github.com/airlock-proxy/airlock/verify/anomaly"
 )
 
 // Action is what a finding of a check leads to.
@@ -87,6 +88,11 @@ type Rule struct {
 	Cooldown *time.Duration
 	// FastTrack skips the cooldown (a fixed version needed now).
 	FastTrack bool
+	// CI declares the namespace built by the organisation's CI: a
+	// version must match a CI record (check ci-digest).
+	CI bool
+	// Window, when set, replaces the policy's publishing hours.
+	Window *anomaly.Window
 }
 
 // Policy is the whole configuration of the engine.
@@ -99,7 +105,10 @@ type Policy struct {
 	// published, and a release public for longer without an advisory is
 	// not what they exist to catch. Zero means no bound.
 	ReviewWindow time.Duration
-	Rules        []Rule // first match wins
+	// Window is the publishing hours publish-window compares with; the
+	// zero Window compares with each publisher's own habit only.
+	Window anomaly.Window
+	Rules  []Rule // first match wins
 }
 
 // Default is the policy with no configuration: enforce, the default
@@ -155,12 +164,14 @@ type Effective struct {
 	Cooldown     time.Duration
 	ReviewWindow time.Duration
 	FastTrack    bool
+	CI           bool
+	Window       anomaly.Window
 	Rule         string // the matching rule's Match, "" for none
 }
 
 // For returns the policy that applies to a.
 func (p Policy) For(a verify.Artifact) Effective {
-	e := Effective{Mode: p.Mode, Actions: Defaults(), Cooldown: p.Cooldown, ReviewWindow: p.ReviewWindow}
+	e := Effective{Mode: p.Mode, Actions: Defaults(), Cooldown: p.Cooldown, ReviewWindow: p.ReviewWindow, Window: p.Window}
 	for c, act := range p.Actions {
 		e.Actions[c] = act
 	}
@@ -175,7 +186,10 @@ func (p Policy) For(a verify.Artifact) Effective {
 		if r.Cooldown != nil {
 			e.Cooldown = *r.Cooldown
 		}
-		e.FastTrack = r.FastTrack
+		e.FastTrack, e.CI = r.FastTrack, r.CI
+		if r.Window != nil {
+			e.Window = *r.Window
+		}
 		break
 	}
 	return e
