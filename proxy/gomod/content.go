@@ -18,6 +18,7 @@ import (
 	"github.com/airlock-proxy/airlock/cache"
 	"github.com/airlock-proxy/airlock/verify"
 	"github.com/airlock-proxy/airlock/verify/gosum"
+	"github.com/airlock-proxy/airlock/verify/policy"
 )
 
 // Observation fields of a Go version. Each is recorded the first time it
@@ -190,6 +191,13 @@ func (h *Handler) serveZip(ctx context.Context, w http.ResponseWriter, r *http.R
 		if err := h.youngRefusal(a, h.cooldown(ctx, req, req.version, true)); err != nil {
 			return err
 		}
+		// A cached zip of a CI namespace is checked again: records come
+		// and go with releases.
+		if obs, err := h.o.Meta.Observation(ctx, a.Key()); err == nil && obs.Fields[fieldZipH1] != "" {
+			if err := h.ciCheck(ctx, a, obs.Fields[fieldZipH1]); err != nil {
+				return err
+			}
+		}
 	}
 	return h.serveContent(ctx, w, r, a, "zip", fieldZipSHA, "application/zip",
 		func(ctx context.Context) (string, error) { return h.fetchZip(ctx, req, a) })
@@ -211,6 +219,9 @@ func (h *Handler) fetchZip(ctx context.Context, req request, a verify.Artifact) 
 		return err
 	})
 	if err != nil {
+		return "", err
+	}
+	if err := h.ciCheck(ctx, a, fields[fieldZipH1]); err != nil {
 		return "", err
 	}
 	fields[fieldZipSHA] = d
@@ -382,4 +393,29 @@ func hasFinding(fs []verify.Finding, f verify.Finding) bool {
 		}
 	}
 	return false
+}
+
+// ciCheck holds a version of a namespace the policy declares built by the
+// organisation's CI unless its zip hash is the one CI recorded. It returns
+// the refusal, or nil (not a CI namespace, a match, or an admin's release).
+func (h *Handler) ciCheck(ctx context.Context, a verify.Artifact, h1 string) error {
+	e := h.o.Checks.For(a)
+	if h.o.Checks.Mode == "" || !e.CI {
+		return nil
+	}
+	if st, err := h.status(ctx, a); err != nil || (st.Quarantine != nil && st.Quarantine.State == cache.Released) {
+		return err // an admin's release stands
+	}
+	f, err := h.o.CI(ctx, a, h1)
+	if err != nil {
+		f = &verify.Finding{Check: policy.CheckCIDigest, Message: "the CI records could not be read: " + oneLine(err.Error())}
+	}
+	if f == nil {
+		return nil
+	}
+	if o := e.Decide([]verify.Finding{*f}); o.Verdict == verify.Allow {
+		h.o.Log.Warn("finding", "artifact", a.String(), "check", f.Check, "finding", f.Message, "dry_run", o.DryRun)
+		return nil
+	}
+	return h.hold(ctx, a, *f)
 }

@@ -74,6 +74,10 @@ type Options struct {
 	// Malicious returns the known-malicious findings for a version (the
 	// OSV feeds); nil means no feed.
 	Malicious func(verify.Artifact) []verify.Finding
+	// CI compares a version of a namespace the policy declares built by
+	// CI with its CI record (digest: the zip's h1: hash); nil when they
+	// match. Nil CI means no records: every such version is held.
+	CI func(ctx context.Context, a verify.Artifact, digest string) (*verify.Finding, error)
 	Log       *slog.Logger
 	Metrics   *metrics.Set
 	// Now is the clock of the cooldown; nil is time.Now.
@@ -112,6 +116,11 @@ func New(o Options) *Handler {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.CI == nil {
+		o.CI = func(context.Context, verify.Artifact, string) (*verify.Finding, error) {
+			return &verify.Finding{Check: policy.CheckCIDigest, Message: "not built by our CI: no CI records are kept"}, nil
+		}
 	}
 	if o.Malicious == nil {
 		o.Malicious = func(verify.Artifact) []verify.Finding { return nil }

@@ -43,10 +43,13 @@ func (h *Handler) Explain(ctx context.Context, a verify.Artifact) (policy.Explan
 	}
 	e := h.o.Checks.For(a)
 	if h.checksOn() {
-		_, pf, _ := h.judge(d, a)
+		_, pf, _ := h.judge(ctx, d, a)
 		fs = append(fs, pf...)
 		if e.Cooldown > 0 {
 			ran = append(ran, policy.CheckCooldown)
+		}
+		if e.CI {
+			ran = append(ran, policy.CheckCIDigest)
 		}
 		ran = append(ran, policy.CheckInstallScript, policy.CheckProvenanceRegress, policy.CheckNewPublisher, policy.CheckMaintainerAdded, policy.CheckPublishWindow)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/airlock-proxy/airlock/proxy/npm/packument"
 	"github.com/airlock-proxy/airlock/verify"
 	"github.com/airlock-proxy/airlock/verify/anomaly"
+	"github.com/airlock-proxy/airlock/verify/npmsig"
 	"github.com/airlock-proxy/airlock/verify/policy"
 )
 
@@ -75,7 +76,7 @@ func trustedID(raw []byte) string {
 // judge runs the publish-time checks on one version and applies the
 // policy: cooldown against the clock, the history checks (cached per
 // packument) for versions inside the review window.
-func (h *Handler) judge(d *doc, a verify.Artifact) (policy.Effective, []verify.Finding, policy.Outcome) {
+func (h *Handler) judge(ctx context.Context, d *doc, a verify.Artifact) (policy.Effective, []verify.Finding, policy.Outcome) {
 	e := h.o.Checks.For(a)
 	hist := d.history()
 	i := hist.Index(a.Version)
@@ -86,6 +87,9 @@ func (h *Handler) judge(d *doc, a verify.Artifact) (policy.Effective, []verify.F
 	now := h.o.Now()
 	// Known-malicious judges every version, however old.
 	fs := h.o.Malicious(a)
+	if e.CI {
+		fs = append(fs, h.ciFinding(ctx, a, d.pk.Versions[a.Version])...)
+	}
 	if e.Cooldown > 0 {
 		if f := anomaly.Cooldown(hist[i], now, e.Cooldown); f != nil {
 			fs = append(fs, *f)
@@ -151,7 +155,7 @@ func (h *Handler) withheldVersions(ctx context.Context, d *doc) (map[string]with
 			continue
 		}
 		a := artifact(d.name, r.Version)
-		_, _, o := h.judge(d, a)
+		_, _, o := h.judge(ctx, d, a)
 		if o.Verdict == verify.Allow {
 			continue
 		}
@@ -244,7 +248,7 @@ const actorCooldown = "airlock/cooldown"
 // provenance-regression also compare where they were built, which the
 // packument alone does not say.
 func (h *Handler) checkPublish(ctx context.Context, d *doc, a verify.Artifact, prov map[string]string) policy.Outcome {
-	e, fs, _ := h.judge(d, a)
+	e, fs, _ := h.judge(ctx, d, a)
 	repo := prov[fieldRepo]
 	if repo == "" || slices.ContainsFunc(fs, func(f verify.Finding) bool { return f.Check == policy.CheckProvenanceRegress }) {
 		return e.Decide(fs)
@@ -269,4 +273,29 @@ func (h *Handler) checkPublish(ctx context.Context, d *doc, a verify.Artifact, p
 		fs = append(fs, *f)
 	}
 	return e.Decide(fs)
+}
+
+// ciFinding compares a version of a namespace built by the organisation's
+// CI with its CI record: the sha512 of dist.integrity must be the digest
+// CI recorded.
+func (h *Handler) ciFinding(ctx context.Context, a verify.Artifact, v *packument.Version) []verify.Finding {
+	digest := ""
+	if v != nil {
+		if in, err := npmsig.ParseIntegrity(v.Dist.Integrity); err == nil {
+			for _, hsh := range in.Hashes {
+				if hsh.Algorithm == npmsig.SHA512 {
+					digest = hsh.String()
+				}
+			}
+		}
+	}
+	f, err := h.o.CI(ctx, a, digest)
+	if err != nil {
+		// Fail closed: no record could be read, so none matches.
+		f = &verify.Finding{Check: policy.CheckCIDigest, Message: "the CI records could not be read: " + oneLine(err.Error())}
+	}
+	if f == nil {
+		return nil
+	}
+	return []verify.Finding{*f}
 }

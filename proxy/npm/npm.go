@@ -87,6 +87,11 @@ type Options struct {
 	// Malicious returns the known-malicious findings for a version (the
 	// OSV feeds); nil means no feed.
 	Malicious func(verify.Artifact) []verify.Finding
+	// CI compares a version of a namespace the policy declares built by
+	// CI with its CI record (digest in dist.integrity's sha512 form): nil
+	// when they match. Nil CI means no records: every such version is
+	// held.
+	CI func(ctx context.Context, a verify.Artifact, digest string) (*verify.Finding, error)
 
 	Meta         Meta
 	Blobs        cache.Blobs
@@ -128,6 +133,11 @@ func New(o Options) *Handler {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.CI == nil {
+		o.CI = func(context.Context, verify.Artifact, string) (*verify.Finding, error) {
+			return &verify.Finding{Check: policy.CheckCIDigest, Message: "not built by our CI: no CI records are kept"}, nil
+		}
 	}
 	if o.Malicious == nil {
 		o.Malicious = func(verify.Artifact) []verify.Finding { return nil }

@@ -16,6 +16,9 @@ func (h *Handler) serveManifest(w http.ResponseWriter, r *http.Request, t target
 		if d, err = h.resolveTag(ctx, t, ref); err != nil {
 			return err
 		}
+		if err := h.ciCheck(ctx, t, ref, d); err != nil {
+			return err
+		}
 	}
 	m, err := h.admit(ctx, t, d)
 	if err != nil {

@@ -149,6 +149,10 @@ type Options struct {
 	// Checks is the publish-time checks' policy: for images, the cooldown
 	// of a tag's move to a new digest. The zero value turns it off.
 	Checks policy.Policy
+	// CI compares a tag of a namespace the policy declares built by CI
+	// with its CI record (digest: the manifest's); nil when they match.
+	// Nil CI means no records: every such tag is held.
+	CI func(ctx context.Context, a verify.Artifact, digest string) (*verify.Finding, error)
 }
 
 // Handler serves the registry API; it sees full /v2/... paths.
@@ -184,6 +188,11 @@ func New(o Options) (*Handler, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.CI == nil {
+		o.CI = func(context.Context, verify.Artifact, string) (*verify.Finding, error) {
+			return &verify.Finding{Check: policy.CheckCIDigest, Message: "not built by our CI: no CI records are kept"}, nil
+		}
 	}
 	if o.Transport == nil {
 		o.Transport = http.DefaultTransport

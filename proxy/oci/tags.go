@@ -411,3 +411,34 @@ func (h *Handler) moveCooling(t target, tag, to string, moved time.Time) bool {
 	h.o.Log.Info("tag move within the cooldown: serving the previous digest", "repo", t.key, "tag", tag, "new", to, "until", until.UTC().Format(time.RFC3339))
 	return true
 }
+
+// ciCheck holds the digest a tag of a namespace the policy declares built
+// by the organisation's CI resolves to, unless CI recorded that digest for
+// the tag. Pulls by digest are not checked: records name tags.
+func (h *Handler) ciCheck(ctx context.Context, t target, tag, d string) error {
+	tagged := verify.Artifact{Ecosystem: verify.OCI, Name: t.key, Version: tag}
+	e := h.o.Checks.For(tagged)
+	if h.o.Checks.Mode == "" || !e.CI || materialTag.MatchString(tag) {
+		return nil
+	}
+	a := t.digestArtifact(d)
+	st, err := h.status(ctx, a)
+	if err != nil || released(st) {
+		return err
+	}
+	if st.Hidden() {
+		return refusal(a, st)
+	}
+	f, err := h.o.CI(ctx, tagged, d)
+	if err != nil {
+		f = &verify.Finding{Check: policy.CheckCIDigest, Message: "the CI records could not be read: " + err.Error()}
+	}
+	if f == nil {
+		return nil
+	}
+	if o := e.Decide([]verify.Finding{*f}); o.Verdict == verify.Allow {
+		h.o.Log.Warn("finding", "artifact", a.String(), "check", f.Check, "finding", f.Message, "dry_run", o.DryRun)
+		return nil
+	}
+	return h.hold(ctx, a, []verify.Finding{*f})
+}
