@@ -100,6 +100,9 @@ func (h *Handler) judge(ctx context.Context, d *doc, a verify.Artifact) (policy.
 		if f := anomaly.PublishWindow(hist, i, e.Window); f != nil {
 			fs = append(fs, *f)
 		}
+		if f := anomaly.Burst(hist, i); f != nil {
+			fs = append(fs, *f)
+		}
 	}
 	return e, fs, e.Decide(fs)
 }

@@ -343,3 +343,40 @@ func minutesApart(a, b time.Time) int {
 	}
 	return min(d, 24*60-d)
 }
+
+// BurstWindow is how close releases must be to count as one burst.
+const BurstWindow = time.Hour
+
+// Burst finds a release its publisher made together with releases of
+// other lines of the package, within BurstWindow: a takeover pushes
+// every major at once (ua-parser-js, eslint-config-prettier), while a
+// maintainer's backports are rarer. Unknown publishers or times never make
+// a burst.
+func Burst(h History, i int) *verify.Finding {
+	r := h[i]
+	if r.Publisher == "" || r.Published.IsZero() {
+		return nil
+	}
+	lines := map[string]string{r.Line: r.Version}
+	for j, p := range h {
+		if j == i || p.Publisher != r.Publisher || p.Published.IsZero() {
+			continue
+		}
+		if d := p.Published.Sub(r.Published); d > -BurstWindow && d < BurstWindow {
+			if _, ok := lines[p.Line]; !ok {
+				lines[p.Line] = p.Version
+			}
+		}
+	}
+	if len(lines) < 2 {
+		return nil
+	}
+	var vs []string
+	for _, v := range lines {
+		vs = append(vs, v)
+	}
+	slices.Sort(vs)
+	return &verify.Finding{Check: "burst",
+		Message:  fmt.Sprintf("%s published %d release lines within %s: %s", r.Publisher, len(lines), BurstWindow, strings.Join(vs, ", ")),
+		Evidence: map[string]string{"publisher": r.Publisher, "versions": strings.Join(vs, ","), "window": BurstWindow.String()}}
+}

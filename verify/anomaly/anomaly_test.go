@@ -168,7 +168,10 @@ func TestPublishWindow(t *testing.T) {
 	}
 	week := [7]bool{time.Monday: true, time.Tuesday: true, time.Wednesday: true, time.Thursday: true, time.Friday: true}
 	office := Window{Location: berlin, Days: week, From: 8 * 60, To: 19 * 60}
-	at := func(s string) Release { p, _ := time.Parse(time.RFC3339, s); return Release{Version: "1.0.1", Published: p, Publisher: "alice"} }
+	at := func(s string) Release {
+		p, _ := time.Parse(time.RFC3339, s)
+		return Release{Version: "1.0.1", Published: p, Publisher: "alice"}
+	}
 	for _, tc := range []struct {
 		name string
 		r    Release
@@ -201,5 +204,29 @@ func TestPublishWindowHabit(t *testing.T) {
 	}
 	if f := PublishWindow(append(h[:3], day(5, 3, "alice")), 3, Window{}); f != nil {
 		t.Errorf("three releases are no habit: %v", f)
+	}
+}
+
+func TestBurst(t *testing.T) {
+	at := func(v, line string, minutes int, who string) Release {
+		return Release{Version: v, Line: line, Publisher: who, Published: t0.Add(time.Duration(minutes) * time.Minute)}
+	}
+	// eslint-config-prettier, 2025-07-18: 8.10.1, 9.1.1, 10.1.6 within minutes.
+	h := History{at("8.10.0", "8", -500000, "alice"), at("8.10.1", "8", 0, "alice"), at("9.1.1", "9", 4, "alice"), at("10.1.6", "10", 9, "alice")}
+	if f := Burst(h, 1); f == nil || f.Evidence["versions"] != "10.1.6,8.10.1,9.1.1" {
+		t.Errorf("three lines in minutes: %v", f)
+	}
+	for _, tc := range []struct {
+		name string
+		h    History
+	}{
+		{"two patches of one line", History{at("1.0.1", "1", 0, "alice"), at("1.0.2", "1", 10, "alice")}},
+		{"lines a day apart", History{at("1.0.1", "1", 0, "alice"), at("2.0.1", "2", 24*60, "alice")}},
+		{"different publishers", History{at("1.0.1", "1", 0, "alice"), at("2.0.1", "2", 5, "bob")}},
+		{"unknown publisher", History{at("1.0.1", "1", 0, ""), at("2.0.1", "2", 5, "")}},
+	} {
+		if f := Burst(tc.h, 0); f != nil {
+			t.Errorf("%s: %v", tc.name, f)
+		}
 	}
 }

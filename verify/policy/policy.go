@@ -55,6 +55,7 @@ const (
 	CheckNewPublisher      = "new-publisher"
 	CheckMaintainerAdded   = "maintainer-added"
 	CheckPublishWindow     = "publish-window"
+	CheckBurst             = "burst"
 	CheckContentChanged    = "content-changed"
 	CheckKnownMalicious    = "known-malicious"
 	CheckCIDigest          = "ci-digest"
@@ -70,6 +71,7 @@ func Defaults() map[string]Action {
 		CheckNewPublisher:      Quarantine,
 		CheckMaintainerAdded:   Warn,
 		CheckPublishWindow:     Warn,
+		CheckBurst:             Warn,
 		CheckContentChanged:    Quarantine,
 		CheckKnownMalicious:    Deny,
 		CheckCIDigest:          Quarantine,
