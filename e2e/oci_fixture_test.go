@@ -59,9 +59,10 @@ type ociUpstream struct {
 	srv  *httptest.Server
 	Host string // 127.0.0.1:PORT
 
-	mu      sync.Mutex
-	log     []string          // "METHOD /v2/…"
-	corrupt map[string][]byte // blob digest → bytes sent instead
+	mu       sync.Mutex
+	log      []string          // "METHOD /v2/…"
+	corrupt  map[string][]byte // blob digest → bytes sent instead
+	throttle string            // a path prefix answered 429 TOOMANYREQUESTS
 }
 
 func newOCIUpstream(t *testing.T) *ociUpstream {
@@ -83,7 +84,16 @@ func (u *ociUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
 		body = u.corrupt[r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]]
 	}
+	throttled := u.throttle != "" && strings.HasPrefix(r.URL.Path, u.throttle)
 	u.mu.Unlock()
+	if throttled {
+		// Docker Hub's answer when the pull quota is spent.
+		w.Header().Set("Retry-After", "7")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		io.WriteString(w, `{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit."}]}`)
+		return
+	}
 	if body == nil {
 		u.reg.ServeHTTP(w, r)
 		return

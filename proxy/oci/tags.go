@@ -148,6 +148,7 @@ func (h *Handler) drift(ctx context.Context, t target, tag, from, to string, mov
 		Evidence: map[string]string{"tag": tag, "old": from, "new": to},
 	}
 	mode := t.pol.Tags
+	moveReleased := false
 	h.o.Log.Warn("tag moved upstream", "repo", t.key, "tag", tag, "old", from, "new", to, "policy", mode)
 
 	if mode == TagsPin {
@@ -164,9 +165,9 @@ func (h *Handler) drift(ctx context.Context, t target, tag, from, to string, mov
 			}
 			return from, true, nil
 		}
-		// Released by an admin: the move is allowed; the digest still
-		// has to pass on its own, as under follow-signed.
-		mode = TagsFollowSigned
+		// Released by an admin: the move is allowed (no cooldown); the
+		// digest still has to pass on its own, as under follow-signed.
+		mode, moveReleased = TagsFollowSigned, true
 	}
 	_, err := h.admit(ctx, t, to)
 	switch {
@@ -178,7 +179,7 @@ func (h *Handler) drift(ctx context.Context, t target, tag, from, to string, mov
 		if err != nil {
 			return from, false, err
 		}
-		if !released(st) && h.moveCooling(t, tag, to, moved) {
+		if !moveReleased && !released(st) && h.moveCooling(t, tag, to, moved) {
 			return from, true, nil
 		}
 		h.o.Log.Info("tag follows upstream", "repo", t.key, "tag", tag, "digest", to, "policy", mode)
