@@ -118,6 +118,10 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		meta.Close()
 		return nil, err
 	}
+	if err := reevaluate(context.Background(), meta, pol, time.Now(), log); err != nil {
+		meta.Close()
+		return nil, fmt.Errorf("re-evaluating holds under the policy: %w", err)
+	}
 	mal, err := loadMalicious(context.Background(), cfg.Policy.Malicious, meta, log.With("feed", "known-malicious"))
 	if err != nil {
 		meta.Close()
