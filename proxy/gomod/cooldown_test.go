@@ -1,6 +1,7 @@
 package gomod_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/airlock-proxy/airlock/proxy/gomod"
 	"github.com/airlock-proxy/airlock/proxy/gomod/gomodtest"
+	"github.com/airlock-proxy/airlock/verify"
 	"github.com/airlock-proxy/airlock/verify/policy"
 )
 
@@ -88,5 +90,33 @@ func TestCooldownByChecksumDatabase(t *testing.T) {
 	c.t = c.t.Add(25 * time.Hour)
 	if code, _, body := f.get(t, "GET", "example.com/b/@v/v1.0.0.zip"); code != 200 {
 		t.Errorf("a day later = %d %q", code, body)
+	}
+}
+
+// TestCIDigest: a module of a namespace declared built by CI is served
+// only when its zip hash is the CI record's.
+func TestCIDigest(t *testing.T) {
+	up := gomodtest.New(t, testMods()...)
+	p := policy.Default()
+	p.Cooldown = 0
+	p.Rules = []policy.Rule{{Match: "go:example.com/c", CI: true}}
+	want := strings.Fields(up.GoSum("example.com/c", "v1.0.0"))[2]
+	f := newFixture(t, up, up, up.SumDBURL, func(o *gomod.Options) {
+		o.Checks = p
+		o.CI = func(_ context.Context, a verify.Artifact, h1 string) (*verify.Finding, error) {
+			if a.Version == "v1.0.0" && h1 == want {
+				return nil, nil
+			}
+			return &verify.Finding{Check: policy.CheckCIDigest, Message: "not built by our CI"}, nil
+		}
+	})
+	if code, _, body := f.get(t, "GET", "example.com/c/@v/v1.0.0.zip"); code != 200 {
+		t.Errorf("recorded version = %d %s", code, body)
+	}
+	if code, _, body := f.get(t, "GET", "example.com/c/@v/v1.1.0.zip"); code != http.StatusForbidden || !strings.Contains(body, "ci-digest") {
+		t.Errorf("unrecorded version = %d %s, want 403 ci-digest", code, body)
+	}
+	if code, _, _ := f.get(t, "GET", "example.com/a/@v/v1.0.0.zip"); code != 200 {
+		t.Errorf("a module outside the CI namespace = %d", code)
 	}
 }

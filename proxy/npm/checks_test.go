@@ -144,3 +144,36 @@ func TestDryRunHoldsNothing(t *testing.T) {
 		t.Errorf("dry-run quarantined %v", qs)
 	}
 }
+
+// TestCIDigest: in a namespace declared built by CI, a version whose
+// integrity is not the CI record's is withheld and refused; one that
+// matches is served.
+func TestCIDigest(t *testing.T) {
+	reg := npmtest.New(t, npmtest.Options{})
+	old := time.Now().Add(-30 * 24 * time.Hour)
+	if err := reg.Add(npmtest.Package{Name: "@acme/app", Versions: []npmtest.Version{{Version: "1.0.0", Published: old}, {Version: "1.0.1", Published: old}}}); err != nil {
+		t.Fatal(err)
+	}
+	p := policy.Default()
+	p.Rules = []policy.Rule{{Match: "npm:@acme/*", CI: true}}
+	good := reg.Integrity("@acme/app", "1.0.0")
+	f := newFixture(t, reg, func(o *npm.Options) {
+		o.Checks = p
+		o.CI = func(_ context.Context, a verify.Artifact, digest string) (*verify.Finding, error) {
+			if a.Version == "1.0.0" && digest == good {
+				return nil, nil
+			}
+			return &verify.Finding{Check: policy.CheckCIDigest, Message: "not built by our CI", Evidence: map[string]string{"upstream": digest}}, nil
+		}
+	})
+	_, body := f.get(t, "/@acme/app", "")
+	if decode(t, body)["dist-tags"].(map[string]any)["latest"] != "1.0.0" {
+		t.Errorf("latest = %s, want 1.0.0 (1.0.1 has no CI record)", body)
+	}
+	if resp, body := f.get(t, "/@acme/app/-/app-1.0.1.tgz", ""); resp.StatusCode != http.StatusForbidden || !strings.Contains(npmError(t, body), "ci-digest") {
+		t.Errorf("1.0.1 = %d %s, want 403 ci-digest", resp.StatusCode, body)
+	}
+	if resp, body := f.get(t, "/@acme/app/-/app-1.0.0.tgz", ""); resp.StatusCode != 200 {
+		t.Errorf("1.0.0 = %d %s", resp.StatusCode, body)
+	}
+}

@@ -225,3 +225,34 @@ func TestTagMoveCooldown(t *testing.T) {
 		t.Errorf("a day after the move: %s, want the new %s", d, db)
 	}
 }
+
+// TestCIDigest: a tag of a namespace declared built by CI resolves only to
+// the digest CI recorded for it; another digest is held with the finding.
+func TestCIDigest(t *testing.T) {
+	a, b := image(t), image(t)
+	da := digestOf(t, a)
+	f := newFixture(t, func(o *oci.Options) {
+		tagMode(oci.TagsFollow)(o)
+		p := policy.Default()
+		p.Rules = []policy.Rule{{Match: "oci:up/test/*", CI: true}}
+		o.Checks = p
+		o.CI = func(_ context.Context, art verify.Artifact, d string) (*verify.Finding, error) {
+			if art.Name == "up/test/app" && art.Version == "v1" && d == da {
+				return nil, nil
+			}
+			return &verify.Finding{Check: policy.CheckCIDigest, Message: "not built by our CI"}, nil
+		}
+	})
+	f.push(t, "test/app:v1", a)
+	f.push(t, "test/app:v2", b)
+	if d, code := f.tagDigest(t, "up/test/app:v1"); d != da {
+		t.Errorf("recorded tag = %s %s", d, code)
+	}
+	if d, code := f.tagDigest(t, "up/test/app:v2"); code != "DENIED" {
+		t.Errorf("unrecorded tag = %s %s, want DENIED", d, code)
+	}
+	q := f.quarantineOf(t, digestArtifact("up/test/app", digestOf(t, b)))
+	if len(q.Findings) == 0 || q.Findings[0].Check != policy.CheckCIDigest {
+		t.Errorf("record = %+v", q)
+	}
+}

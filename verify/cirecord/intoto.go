@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"strings"
 
@@ -22,6 +21,7 @@ import (
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 
 	"github.com/airlock-proxy/airlock/verify"
+	"github.com/airlock-proxy/airlock/verify/intoto"
 )
 
 // In-toto statements carrying SLSA provenance. Each subject the default
@@ -55,7 +55,6 @@ const (
 	// claims and other predicates do not.
 	PredicateSLSAv02 = "https://slsa.dev/provenance/v0.2"
 	PredicateSLSAv1  = "https://slsa.dev/provenance/v1"
-	payloadInToto    = "application/vnd.in-toto+json"
 )
 
 // Limits: a DSSE envelope or bundle, and the subjects of one statement.
@@ -93,16 +92,6 @@ type InTotoOptions struct {
 	SkipUnmapped bool
 }
 
-type statement struct {
-	Type          string `json:"_type"`
-	PredicateType string `json:"predicateType"`
-	Subject       []struct {
-		Name   string            `json:"name"`
-		Digest map[string]string `json:"digest"`
-	} `json:"subject"`
-	Predicate json.RawMessage `json:"predicate"`
-}
-
 type envelope struct {
 	PayloadType string `json:"payloadType"`
 	Payload     string `json:"payload"`
@@ -126,15 +115,15 @@ func FromDSSE(env []byte, keys []crypto.PublicKey, opt InTotoOptions) ([]Record,
 	if len(keys) == 0 {
 		return nil, errors.New("DSSE envelope: no keys to verify it with")
 	}
-	if err := unambiguous(env); err != nil {
+	if err := intoto.CheckUniqueKeys(env); err != nil {
 		return nil, fmt.Errorf("DSSE envelope: %w", err)
 	}
 	var e envelope
 	if err := json.Unmarshal(env, &e); err != nil {
 		return nil, fmt.Errorf("DSSE envelope: %w", err)
 	}
-	if e.PayloadType != payloadInToto {
-		return nil, fmt.Errorf("DSSE envelope: payload type %q is not %s", clip(e.PayloadType), payloadInToto)
+	if e.PayloadType != intoto.PayloadType {
+		return nil, fmt.Errorf("DSSE envelope: payload type %q is not %s", clip(e.PayloadType), intoto.PayloadType)
 	}
 	payload, err := decodeB64(e.Payload)
 	if err != nil {
@@ -248,8 +237,8 @@ func FromBundle(b []byte, trusted root.TrustedMaterial, ids []Identity, opt InTo
 	if env == nil {
 		return nil, errors.New("sigstore bundle: holds no DSSE envelope")
 	}
-	if env.GetPayloadType() != payloadInToto {
-		return nil, fmt.Errorf("sigstore bundle: payload type %q is not %s", clip(env.GetPayloadType()), payloadInToto)
+	if env.GetPayloadType() != intoto.PayloadType {
+		return nil, fmt.Errorf("sigstore bundle: payload type %q is not %s", clip(env.GetPayloadType()), intoto.PayloadType)
 	}
 	if bun.GetVerificationMaterial().GetPublicKey() != nil {
 		return nil, errors.New("sigstore bundle: signed with a key, not a Fulcio certificate (use FromDSSE)")
@@ -281,10 +270,10 @@ func FromBundle(b []byte, trusted root.TrustedMaterial, ids []Identity, opt InTo
 func fromStatement(payload []byte, certCommit, san string, opt InTotoOptions) ([]Record, error) {
 	// The signature covers bytes; encoding/json and other readers must
 	// not be able to read different statements from them.
-	if err := unambiguous(payload); err != nil {
+	if err := intoto.CheckUniqueKeys(payload); err != nil {
 		return nil, fmt.Errorf("in-toto statement: %w", err)
 	}
-	var st statement
+	var st intoto.Statement
 	if err := json.Unmarshal(payload, &st); err != nil {
 		return nil, fmt.Errorf("in-toto statement: %w", err)
 	}
@@ -582,62 +571,4 @@ func ociPurl(s string, digests map[string]string, registries map[string]string) 
 		return verify.Artifact{}, "", false, err
 	}
 	return ociArtifact(r, version, registries)
-}
-
-// unambiguous rejects JSON with an object key repeated, exactly or up to
-// case: encoding/json matches keys case-insensitively and keeps the last,
-// other readers (sigstore-go's protojson, a human with jq) may read the
-// first, and a signed statement must mean one thing.
-func unambiguous(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	type frame struct {
-		keys   map[string]bool // nil in an array
-		expect bool            // in an object, the next string token is a key
-	}
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			if len(stack) > 0 {
-				return io.ErrUnexpectedEOF
-			}
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if d, ok := tok.(json.Delim); ok {
-			switch d {
-			case '{':
-				stack = append(stack, &frame{keys: map[string]bool{}, expect: true})
-			case '[':
-				stack = append(stack, &frame{})
-			default:
-				stack = stack[:len(stack)-1]
-				if len(stack) > 0 && stack[len(stack)-1].keys != nil {
-					stack[len(stack)-1].expect = true
-				}
-			}
-			continue
-		}
-		if top == nil || top.keys == nil {
-			continue
-		}
-		if top.expect {
-			// Upper then lower folds as encoding/json does.
-			k := strings.ToLower(strings.ToUpper(tok.(string)))
-			if top.keys[k] {
-				return fmt.Errorf("key %q appears twice", clip(tok.(string)))
-			}
-			top.keys[k] = true
-			top.expect = false
-			continue
-		}
-		top.expect = true
-	}
 }

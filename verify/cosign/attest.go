@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/airlock-proxy/airlock/verify/intoto"
 	"sort"
 	"strings"
 )
@@ -13,28 +14,16 @@ import (
 // payloads. Everything here reads registry content, so it is bounded and
 // fuzzed (FuzzParseStatement).
 
-const intotoPayloadType = "application/vnd.in-toto+json"
-
 // maxStatement bounds a statement parsed here; bundles and attestation
 // layers are bounded by maxBundleSize already, this is the same bound.
 const maxStatement = maxBundleSize
 
-type statement struct {
-	Type          string `json:"_type"`
-	PredicateType string `json:"predicateType"`
-	Subject       []struct {
-		Name   string            `json:"name"`
-		Digest map[string]string `json:"digest"`
-	} `json:"subject"`
-	Predicate json.RawMessage `json:"predicate"`
-}
-
 // parseStatement parses an in-toto statement (v0.1 or v1).
-func parseStatement(raw []byte) (*statement, error) {
+func parseStatement(raw []byte) (*intoto.Statement, error) {
 	if len(raw) > maxStatement {
 		return nil, fmt.Errorf("statement larger than %d bytes", maxStatement)
 	}
-	var st statement
+	var st intoto.Statement
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return nil, fmt.Errorf("statement: %w", err)
 	}
@@ -152,7 +141,7 @@ func stringOrURI(raw json.RawMessage) string {
 // (normalizeRepo): "github.com/acme/app" matches
 // "git+https://github.com/acme/app@refs/heads/main" and
 // "https://github.com/acme/app.git".
-func checkProvenance(a Attestation, st *statement) error {
+func checkProvenance(a Attestation, st *intoto.Statement) error {
 	if st.PredicateType != a.PredicateType {
 		return fmt.Errorf("predicate type %s, want %s", st.PredicateType, a.PredicateType)
 	}

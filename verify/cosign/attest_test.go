@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/airlock-proxy/airlock/verify/intoto"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/static"
@@ -122,12 +123,12 @@ func TestStatementFromEnvelope(t *testing.T) {
 		b, _ := json.Marshal(map[string]any{"payloadType": pt, "payload": pl, "signatures": []any{}})
 		return b
 	}
-	if st, err := statementFromEnvelope(env(intotoPayloadType, base64.StdEncoding.EncodeToString([]byte(stmt)))); err != nil || st.PredicateType != "p" {
+	if st, err := statementFromEnvelope(env(intoto.PayloadType, base64.StdEncoding.EncodeToString([]byte(stmt)))); err != nil || st.PredicateType != "p" {
 		t.Fatalf("statementFromEnvelope = %+v, %v", st, err)
 	}
 	for name, in := range map[string][]byte{
 		"payload type": env("application/json", base64.StdEncoding.EncodeToString([]byte(stmt))),
-		"not base64":   env(intotoPayloadType, "%%%"),
+		"not base64":   env(intoto.PayloadType, "%%%"),
 		"not json":     []byte("nope"),
 	} {
 		if _, err := statementFromEnvelope(in); err == nil {
@@ -230,7 +231,7 @@ func FuzzParseStatement(f *testing.F) {
 		{PredicateType: PredicateSLSAv1},
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, parse := range []func([]byte) (*statement, error){parseStatement, statementFromEnvelope} {
+		for _, parse := range []func([]byte) (*intoto.Statement, error){parseStatement, statementFromEnvelope} {
 			st, err := parse(data)
 			if err != nil {
 				if st != nil {

@@ -21,6 +21,7 @@ import (
 	"testing"
 
 	"github.com/airlock-proxy/airlock/verify/cosign/cosigntest"
+	"github.com/airlock-proxy/airlock/verify/intoto"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
@@ -265,7 +266,7 @@ func statementFor(t *testing.T, subject name.Digest, predicateType string, predi
 
 func dsseSign(t *testing.T, s signer, stmt []byte) []byte {
 	t.Helper()
-	env, err := sigdsse.WrapSigner(s.sv, intotoPayloadType).SignMessage(bytes.NewReader(stmt))
+	env, err := sigdsse.WrapSigner(s.sv, intoto.PayloadType).SignMessage(bytes.NewReader(stmt))
 	if err != nil {
 		t.Fatal(err)
 	}

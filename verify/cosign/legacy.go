@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/airlock-proxy/airlock/verify/intoto"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
@@ -282,7 +283,7 @@ func (s *Signature) signer() string {
 
 // statementFromEnvelope extracts the in-toto statement from a DSSE
 // envelope (the payload of a legacy .att layer).
-func statementFromEnvelope(envelope []byte) (*statement, error) {
+func statementFromEnvelope(envelope []byte) (*intoto.Statement, error) {
 	var env struct {
 		PayloadType string `json:"payloadType"`
 		Payload     string `json:"payload"`
@@ -290,8 +291,8 @@ func statementFromEnvelope(envelope []byte) (*statement, error) {
 	if err := json.NewDecoder(bytes.NewReader(envelope)).Decode(&env); err != nil {
 		return nil, fmt.Errorf("envelope: %w", err)
 	}
-	if env.PayloadType != intotoPayloadType {
-		return nil, fmt.Errorf("envelope payload type %q, want %q", env.PayloadType, intotoPayloadType)
+	if env.PayloadType != intoto.PayloadType {
+		return nil, fmt.Errorf("envelope payload type %q, want %q", env.PayloadType, intoto.PayloadType)
 	}
 	raw, err := base64.StdEncoding.DecodeString(env.Payload)
 	if err != nil {

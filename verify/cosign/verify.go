@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/airlock-proxy/airlock/verify"
+	"github.com/airlock-proxy/airlock/verify/intoto"
 )
 
 // ErrUnavailable is returned (wrapped) when Verify could not decide: the
@@ -188,7 +189,7 @@ type run struct {
 type attested struct {
 	where  string // format and location, for evidence
 	signer string
-	stmt   *statement
+	stmt   *intoto.Statement
 }
 
 func (r *run) markUnavailable(what string, err error) {

@@ -59,20 +59,3 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
-
-func TestUnambiguous(t *testing.T) {
-	for in, ok := range map[string]bool{
-		`{"a":1,"b":{"a":2},"c":[{"a":1},{"a":2}]}`: true,
-		`[1,"a",{"x":null}]`:                        true,
-		`{"a":1,"a":2}`:                             false,
-		`{"subject":[],"Subject":[]}`:               false,
-		`{"x":{"k":1,"\u212a":2}}`:                  false,
-		`{"x":[{"s":1,"ſ":2}]}`:                     false,
-		`{"a":{"b":1},"b":2}`:                       true,
-		`{"a":`:                                     false,
-	} {
-		if err := unambiguous([]byte(in)); (err == nil) != ok {
-			t.Errorf("unambiguous(%s) = %v, want ok=%v", in, err, ok)
-		}
-	}
-}

@@ -19,7 +19,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -29,6 +28,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/airlock-proxy/airlock/verify"
+	"github.com/airlock-proxy/airlock/verify/intoto"
 	"github.com/airlock-proxy/airlock/verify/npmsig"
 )
 
@@ -286,18 +286,6 @@ type check struct {
 	published     time.Time
 }
 
-// statement is the part of an in-toto statement checked here; the
-// predicate is decoded per type.
-type statement struct {
-	Type          string `json:"_type"`
-	PredicateType string `json:"predicateType"`
-	Subject       []struct {
-		Name   string            `json:"name"`
-		Digest map[string]string `json:"digest"`
-	} `json:"subject"`
-	Predicate json.RawMessage `json:"predicate"`
-}
-
 // one verifies one attestation: a Provenance for SLSA provenance, nil for
 // the publish attestation.
 func (c *check) one(a attestation, ev map[string]string) (*Provenance, *failure) {
@@ -318,8 +306,8 @@ func (c *check) one(a attestation, ev map[string]string) (*Provenance, *failure)
 	if env == nil {
 		return nil, fail(ReasonBadBundle, nil, "bundle holds no DSSE envelope")
 	}
-	var st statement
-	if err := unambiguous(env.GetPayload()); err != nil {
+	var st intoto.Statement
+	if err := intoto.CheckUniqueKeys(env.GetPayload()); err != nil {
 		return nil, fail(ReasonBadBundle, err, "ambiguous in-toto statement")
 	}
 	if err := json.Unmarshal(env.GetPayload(), &st); err != nil {
@@ -355,7 +343,7 @@ func (c *check) one(a attestation, ev map[string]string) (*Provenance, *failure)
 // subject requires exactly one subject, this version's, with the
 // tarball's sha512: npm writes one, and a statement covering several
 // artifacts is not what the registry serves for a version.
-func (c *check) subject(st statement, ev map[string]string) *failure {
+func (c *check) subject(st intoto.Statement, ev map[string]string) *failure {
 	if len(st.Subject) != 1 {
 		ev["subjects"] = fmt.Sprint(len(st.Subject))
 		return fail(ReasonSubject, nil, "statement has %d subjects, want 1", len(st.Subject))
@@ -460,7 +448,7 @@ func (c *check) verifyKeyed(b *bundle.Bundle, ev map[string]string) *failure {
 
 // publishPredicate checks that the registry attested this name and
 // version.
-func (c *check) publishPredicate(st statement) error {
+func (c *check) publishPredicate(st intoto.Statement) error {
 	var p struct {
 		Name    string `json:"name"`
 		Version string `json:"version"`
@@ -472,66 +460,6 @@ func (c *check) publishPredicate(st statement) error {
 		return fmt.Errorf("predicate names %s@%s", clip(p.Name), clip(p.Version))
 	}
 	return nil
-}
-
-// unambiguous rejects JSON with an object key repeated, exactly or up to
-// case. encoding/json matches keys case-insensitively and keeps the last,
-// sigstore-go reads the statement with protojson: a payload they would
-// read differently must not be verified by one and interpreted by the
-// other.
-func unambiguous(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	type frame struct {
-		keys   map[string]bool // nil in an array
-		expect bool            // in an object, the next string token is a key
-	}
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			if len(stack) > 0 {
-				return io.ErrUnexpectedEOF
-			}
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if d, ok := tok.(json.Delim); ok {
-			switch d {
-			case '{':
-				stack = append(stack, &frame{keys: map[string]bool{}, expect: true})
-			case '[':
-				stack = append(stack, &frame{})
-			default:
-				stack = stack[:len(stack)-1]
-				if len(stack) > 0 && stack[len(stack)-1].keys != nil {
-					stack[len(stack)-1].expect = true
-				}
-			}
-			continue
-		}
-		if top == nil || top.keys == nil {
-			continue
-		}
-		if top.expect {
-			// Upper then lower folds as encoding/json does, "ſ" and
-			// the Kelvin sign included.
-			k := strings.ToLower(strings.ToUpper(tok.(string)))
-			if top.keys[k] {
-				return fmt.Errorf("key %q appears twice", clip(tok.(string)))
-			}
-			top.keys[k] = true
-			top.expect = false
-			continue
-		}
-		top.expect = true
-	}
 }
 
 func clip(s string) string { return clipN(s, 200) }

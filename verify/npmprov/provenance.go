@@ -5,6 +5,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/airlock-proxy/airlock/verify/intoto"
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 )
@@ -51,7 +52,7 @@ type slsaV02 struct {
 // extensions come from the CI's OIDC token; the statement is whatever the
 // job chose to write, so where both speak they must agree, and the
 // certificate wins when only it does.
-func provenance(st statement, res *sgverify.VerificationResult, ev map[string]string) (*Provenance, *failure) {
+func provenance(st intoto.Statement, res *sgverify.VerificationResult, ev map[string]string) (*Provenance, *failure) {
 	if res == nil || res.Signature == nil || res.Signature.Certificate == nil {
 		return nil, fail(ReasonVerification, nil, "verified provenance has no certificate")
 	}

@@ -5,6 +5,7 @@
 package policy
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"slices"
@@ -327,4 +328,11 @@ func (e Effective) Explain(a verify.Artifact, ran []string, fs []verify.Finding,
 		}
 	}
 	return x
+}
+
+// NoCIRecords is the CI check of a proxy that keeps no CI records: in a
+// namespace declared built by CI, no version can match one, so every
+// version is held (fail closed).
+func NoCIRecords(context.Context, verify.Artifact, string) (*verify.Finding, error) {
+	return &verify.Finding{Check: CheckCIDigest, Message: "not built by our CI: no CI records are kept"}, nil
 }
