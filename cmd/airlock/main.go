@@ -57,6 +57,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newAuditCmd(g))
 	root.AddCommand(newStatusCmd(g))
 	root.AddCommand(newExplainCmd(g))
+	root.AddCommand(newCICmd(g))
 	return root
 }
 

@@ -16,9 +16,10 @@ import (
 )
 
 // newNPMFront builds the npm registry front from the npm section.
-func newNPMFront(cfg config.NPM, pol policy.Policy, mal *malicious, meta cache.Meta, blobs cache.Blobs, m *metrics.Set, log *slog.Logger) (*npm.Handler, error) {
+func newNPMFront(cfg config.NPM, pol policy.Policy, ci ciCheck, mal *malicious, meta cache.Meta, blobs cache.Blobs, m *metrics.Set, log *slog.Logger) (*npm.Handler, error) {
 	o := npm.Options{
 		Checks:    pol,
+		CI:        ci,
 		Malicious: mal.Findings,
 		Upstream:  cfg.Upstream, URL: cfg.URL,
 		Client:       &http.Client{Timeout: cfg.Timeout.D(), Transport: upstreamTransport()},

@@ -17,7 +17,7 @@ import (
 )
 
 // newOCIFront builds the registry front from the oci section.
-func newOCIFront(cfg config.OCI, pol policy.Policy, meta cache.Meta, blobs cache.Blobs, m *metrics.Set, log *slog.Logger) (*oci.Handler, error) {
+func newOCIFront(cfg config.OCI, pol policy.Policy, ci ciCheck, meta cache.Meta, blobs cache.Blobs, m *metrics.Set, log *slog.Logger) (*oci.Handler, error) {
 	var ups []oci.Upstream
 	for _, u := range cfg.Upstreams {
 		up := oci.Upstream{Name: u.Name, URL: u.URL, Hosts: u.Hosts, Mirror: u.Mirror}
@@ -55,6 +55,7 @@ func newOCIFront(cfg config.OCI, pol policy.Policy, meta cache.Meta, blobs cache
 	})
 	return oci.New(oci.Options{
 		Checks:    pol,
+		CI:        ci,
 		Upstreams: ups,
 		Policy: func(repo string) oci.Policy {
 			for i, p := range cfg.Policies {

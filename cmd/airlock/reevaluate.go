@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -17,58 +18,109 @@ import (
 // actorPolicy signs releases the policy makes on its own.
 const actorPolicy = "airlock/policy"
 
-// reevaluate releases holds the policy no longer supports: records whose
-// every finding is a publish-time check (no verification failure, no
-// admin's block) and which the current policy would not hold, with a
-// cooldown that has ended counted as gone. Run at start, so that a policy
-// loosened in the file frees what it held; tightening takes effect as
-// versions are next judged.
-func reevaluate(ctx context.Context, meta cache.Meta, pol policy.Policy, now time.Time, log *slog.Logger) error {
-	if pol.Mode == policy.DryRun {
-		// Dry-run takes no new action; releasing would outlast it.
-		return nil
-	}
-	qs, err := meta.Quarantines(ctx, cache.QuarantineFilter{State: cache.Held})
+// ciCheck compares an artifact's upstream digest with what the
+// organisation's CI recorded (cirecord.Records.Check).
+type ciCheck func(ctx context.Context, a verify.Artifact, digest string) (*verify.Finding, error)
+
+// reevaluate releases the holds in f that nothing supports any more, and
+// returns their ids. A hold goes when every finding is gone (a cooldown
+// that has ended, a ci-digest finding whose upstream digest now matches a
+// CI record) — facts, so this happens in dry-run too — or when the
+// current policy would not hold for the findings left, which dry-run
+// does not do (it takes no new action, and a release would outlast it).
+// Verification failures, known-malicious findings (the feed lifts its
+// own) and admins' blocks are never released here. Run at start, so
+// that a policy loosened in the file frees what it held, and for a
+// package when a CI record arrives; tightening takes effect as versions
+// are next judged.
+func reevaluate(ctx context.Context, meta cache.Meta, pol policy.Policy, now time.Time, ci ciCheck, f cache.QuarantineFilter, log *slog.Logger) ([]string, error) {
+	f.State = cache.Held
+	qs, err := meta.Quarantines(ctx, f)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	known := policy.Defaults()
+	var released []string
 	for _, q := range qs {
-		if len(q.Findings) == 0 {
+		live, gone, ok := liveFindings(ctx, q.Findings, known, now, ci)
+		if !ok {
 			continue
 		}
-		var live []verify.Finding
-		onlyPolicy := true
-		for _, f := range q.Findings {
-			if _, ok := known[f.Check]; !ok || f.Check == policy.CheckKnownMalicious || f.Check == policy.CheckCIDigest {
-				// Verification failures always hold; the feed and the
-				// CI records lift their own.
-				onlyPolicy = false
-				break
+		var reason string
+		switch {
+		case len(live) == 0:
+			reason = "nothing holds it any more: " + strings.Join(gone, "; ")
+		case pol.Mode == policy.DryRun:
+			continue
+		case pol.For(q.Artifact).Decide(live).Verdict != verify.Allow:
+			continue
+		default:
+			var checks []string
+			for _, f := range live {
+				checks = append(checks, f.Check)
 			}
-			if f.Check == policy.CheckCooldown {
-				if until, ok := anomaly.CooldownUntil(f); ok && !now.Before(until) {
-					continue
-				}
+			slices.Sort(checks)
+			reason = fmt.Sprintf("the policy no longer holds it for %s", strings.Join(slices.Compact(checks), ", "))
+			if len(gone) > 0 {
+				reason += "; " + strings.Join(gone, "; ")
 			}
-			live = append(live, f)
 		}
-		if !onlyPolicy {
-			continue
-		}
-		if o := pol.For(q.Artifact).Decide(live); o.Verdict != verify.Allow {
-			continue
-		}
-		var checks []string
-		for _, f := range q.Findings {
-			checks = append(checks, f.Check)
-		}
-		slices.Sort(checks)
-		reason := fmt.Sprintf("the policy no longer holds it for %s", strings.Join(slices.Compact(checks), ", "))
 		if _, err := meta.Release(ctx, q.ID, actorPolicy, reason); err != nil {
-			return err
+			if errors.Is(err, cache.ErrConflict) {
+				continue // released meanwhile, by an admin or another pass
+			}
+			return released, err
 		}
-		log.Info("released by the current policy", "artifact", q.Artifact.String(), "quarantine_id", q.ID, "reason", reason)
+		released = append(released, q.ID)
+		log.Info("hold released", "artifact", q.Artifact.String(), "quarantine_id", q.ID, "reason", reason)
 	}
-	return nil
+	return released, nil
+}
+
+// liveFindings sorts a hold's findings into those that still stand and
+// notes on those gone. ok is false when the hold is not the policy's to
+// release: no findings (an admin's block), a verification failure, or a
+// known-malicious finding.
+func liveFindings(ctx context.Context, fs []verify.Finding, known map[string]policy.Action, now time.Time, ci ciCheck) (live []verify.Finding, gone []string, ok bool) {
+	if len(fs) == 0 {
+		return nil, nil, false
+	}
+	for _, f := range fs {
+		if _, isPolicy := known[f.Check]; !isPolicy || f.Check == policy.CheckKnownMalicious {
+			return nil, nil, false
+		}
+		switch f.Check {
+		case policy.CheckCooldown:
+			if until, ok := anomaly.CooldownUntil(f); ok && !now.Before(until) {
+				gone = append(gone, "cooldown ended at "+until.UTC().Format(time.RFC3339))
+				continue
+			}
+		case policy.CheckCIDigest:
+			if note, ok := ciSatisfied(ctx, f, ci); ok {
+				gone = append(gone, note)
+				continue
+			}
+		}
+		live = append(live, f)
+	}
+	return live, gone, true
+}
+
+// ciSatisfied reports whether a ci-digest finding no longer stands: the
+// digest it saw upstream (its evidence) now matches a CI record. A
+// finding without that evidence, or a record that cannot be read, stands.
+func ciSatisfied(ctx context.Context, f verify.Finding, ci ciCheck) (string, bool) {
+	if ci == nil {
+		return "", false
+	}
+	a, err := verify.ParseArtifact(f.Evidence["artifact"])
+	actual := f.Evidence["actual"]
+	if err != nil || actual == "" || strings.HasSuffix(actual, "…") {
+		return "", false
+	}
+	nf, err := ci(ctx, a, actual)
+	if err != nil || nf != nil {
+		return "", false
+	}
+	return fmt.Sprintf("a CI record of %s matches %s", a, actual), true
 }

@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/airlock-proxy/airlock/cache"
 	"github.com/airlock-proxy/airlock/verify"
+	"github.com/airlock-proxy/airlock/verify/cirecord"
 	"github.com/airlock-proxy/airlock/verify/policy"
 )
 
@@ -37,7 +42,7 @@ func TestReevaluate(t *testing.T) {
 		"warned":    hold("warned", verify.Finding{Check: policy.CheckMaintainerAdded, Message: "new maintainer"}),
 	}
 	pol := policy.Default()
-	if err := reevaluate(ctx, meta, pol, now, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := reevaluate(ctx, meta, pol, now, nil, cache.QuarantineFilter{}, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]cache.State{"aged": cache.Released, "script": cache.Held, "integrity": cache.Held, "warned": cache.Released}
@@ -55,20 +60,105 @@ func TestReevaluate(t *testing.T) {
 	}
 	// Loosened: install scripts only warn now.
 	pol.Actions = map[string]policy.Action{policy.CheckInstallScript: policy.Warn}
-	if err := reevaluate(ctx, meta, pol, now, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := reevaluate(ctx, meta, pol, now, nil, cache.QuarantineFilter{}, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	if q, _ := meta.Quarantine(ctx, ids["script"]); q.State != cache.Released {
 		t.Errorf("script after loosening: %s", q.State)
 	}
-	// Dry-run releases nothing.
+	// Dry-run makes no policy judgement, but an ended cooldown is a fact.
 	id := hold("later", script)
+	aged := hold("aged-later", cool)
 	pol = policy.Default()
 	pol.Mode = policy.DryRun
-	if err := reevaluate(ctx, meta, pol, now, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := reevaluate(ctx, meta, pol, now, nil, cache.QuarantineFilter{}, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	if q, _ := meta.Quarantine(ctx, id); q.State != cache.Held {
 		t.Errorf("dry-run released %s", id)
+	}
+	if q, _ := meta.Quarantine(ctx, aged); q.State != cache.Released {
+		t.Errorf("dry-run kept %s, whose cooldown ended", aged)
+	}
+}
+
+// A CI record that matches the digest a ci-digest hold saw lifts it; one
+// that does not, or a hold with other findings the policy keeps, stays.
+func TestReevaluateCIRecords(t *testing.T) {
+	ctx := context.Background()
+	meta, err := cache.OpenBolt(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer meta.Close()
+	ci := newCIRecords(meta, policy.Default(), slog.New(slog.DiscardHandler))
+	h1 := func(seed string) string {
+		sum := sha256.Sum256([]byte(seed))
+		return "h1:" + base64.StdEncoding.EncodeToString(sum[:])
+	}
+	mod := func(v string) verify.Artifact {
+		return verify.Artifact{Ecosystem: verify.Go, Name: "github.com/acme/app", Version: v}
+	}
+	hold := func(a verify.Artifact, fs ...verify.Finding) string {
+		st, err := meta.Decide(ctx, a, verify.Decision{Verdict: verify.Quarantine, Findings: fs}, "airlock/go")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Quarantine.ID
+	}
+	// The findings the front records, from the record store itself.
+	finding := func(a verify.Artifact, digest string) verify.Finding {
+		f, err := ci.Check(ctx, a, digest)
+		if err != nil || f == nil {
+			t.Fatalf("Check(%s) = %v, %v; want a finding", a, f, err)
+		}
+		return *f
+	}
+	script := verify.Finding{Check: policy.CheckInstallScript, Message: "postinstall"}
+	ids := map[string]string{
+		"match":    hold(mod("v1.0.0"), finding(mod("v1.0.0"), h1("built"))),
+		"mismatch": hold(mod("v1.1.0"), finding(mod("v1.1.0"), h1("tampered"))),
+		"other":    hold(mod("v1.2.0"), finding(mod("v1.2.0"), h1("built 1.2")), script),
+		"norecord": hold(mod("v1.3.0"), finding(mod("v1.3.0"), h1("built 1.3"))),
+		"noev":     hold(mod("v1.4.0"), verify.Finding{Check: policy.CheckCIDigest, Message: "not built by our CI"}),
+		"oldci":    hold(mod("v1.5.0"), finding(mod("v1.5.0"), h1("built 1.5"))),
+	}
+	// A record already there when the server starts: lifted at start.
+	if _, _, err := ci.records.Put(ctx, cirecord.Record{Artifact: mod("v1.5.0"), Digest: h1("built 1.5"), Source: cirecord.SourceAPI}); err != nil {
+		t.Fatal(err)
+	}
+	released, err := reevaluate(ctx, meta, policy.Default(), time.Now(), ci.Check, cache.QuarantineFilter{}, slog.New(slog.DiscardHandler))
+	if err != nil || !slices.Equal(released, []string{ids["oldci"]}) {
+		t.Fatalf("start: released %v, %v; want %s", released, err, ids["oldci"])
+	}
+	for v, seed := range map[string]string{"v1.0.0": "built", "v1.1.0": "built 1.1", "v1.2.0": "built 1.2", "v1.4.0": "built 1.4"} {
+		res, err := ci.Put(ctx, cirecord.Record{Artifact: mod(v), Digest: h1(seed), Source: cirecord.SourceAPI})
+		if err != nil || !res.Created {
+			t.Fatalf("Put %s = %+v, %v", v, res, err)
+		}
+		want := v == "v1.0.0"
+		if got := slices.Contains(res.Released, ids["match"]); got != want || (!want && len(res.Released) > 0) {
+			t.Errorf("Put %s released %v", v, res.Released)
+		}
+	}
+	want := map[string]cache.State{"match": cache.Released, "mismatch": cache.Held, "other": cache.Held, "norecord": cache.Held, "noev": cache.Held, "oldci": cache.Released}
+	for name, id := range ids {
+		q, err := meta.Quarantine(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q.State != want[name] {
+			t.Errorf("%s: %s, want %s", name, q.State, want[name])
+		}
+		if q.State == cache.Released && (q.UpdatedBy != actorPolicy || !strings.Contains(q.Reason, "CI record")) {
+			t.Errorf("%s released by %s: %q", name, q.UpdatedBy, q.Reason)
+		}
+	}
+	// Loosened so install scripts only warn: "other" goes, its CI record
+	// matching and the rest no longer held.
+	pol := policy.Default()
+	pol.Actions = map[string]policy.Action{policy.CheckInstallScript: policy.Warn}
+	if released, err := reevaluate(ctx, meta, pol, time.Now(), ci.Check, cache.QuarantineFilter{}, slog.New(slog.DiscardHandler)); err != nil || !slices.Equal(released, []string{ids["other"]}) {
+		t.Errorf("loosened: released %v, %v; want %s", released, err, ids["other"])
 	}
 }

@@ -106,7 +106,7 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 	hc := &http.Client{Timeout: cfg.Go.Timeout.D(), Transport: upstreamTransport()}
 	verifier, err := gosum.New(gosum.Options{
 		Key: cfg.Go.SumDB.Key, URL: cfg.Go.SumDBURL(), Client: hc,
-		Store: sumdbStore{meta}, Log: log,
+		Store: bucketStore{meta, "sumdb"}, Log: log,
 		OnInconsistent: func(string) { m.SumDBHalted.Set(1) },
 	})
 	if err != nil {
@@ -118,7 +118,8 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		meta.Close()
 		return nil, err
 	}
-	if err := reevaluate(context.Background(), meta, pol, time.Now(), log); err != nil {
+	ci := newCIRecords(meta, pol, log.With("part", "ci-records"))
+	if _, err := reevaluate(context.Background(), meta, pol, time.Now(), ci.Check, cache.QuarantineFilter{}, log); err != nil {
 		meta.Close()
 		return nil, fmt.Errorf("re-evaluating holds under the policy: %w", err)
 	}
@@ -136,14 +137,14 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		Verifier: verifier, Meta: meta, Blobs: blobs, Private: private,
 		MaxZip: int64(cfg.Go.MaxZip), MaxMod: int64(cfg.Go.MaxMod), MaxInfo: int64(cfg.Go.MaxInfo),
 		ListTTL: cfg.Go.ListTTL.D(), ReadAhead: cfg.Go.ReadAhead, Log: log.With("front", "go"), Metrics: m,
-		Checks: pol, Malicious: mal.Findings,
+		Checks: pol, Malicious: mal.Findings, CI: ci.Check,
 	})
-	ociFront, err := newOCIFront(cfg.OCI, pol, meta, blobs, m, log.With("front", "oci"))
+	ociFront, err := newOCIFront(cfg.OCI, pol, ci.Check, meta, blobs, m, log.With("front", "oci"))
 	if err != nil {
 		meta.Close()
 		return nil, err
 	}
-	npmFront, err := newNPMFront(cfg.NPM, pol, mal, meta, blobs, m, log.With("front", "npm"))
+	npmFront, err := newNPMFront(cfg.NPM, pol, ci.Check, mal, meta, blobs, m, log.With("front", "npm"))
 	if err != nil {
 		meta.Close()
 		return nil, err
@@ -152,7 +153,7 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		GoMod:   goFront,
 		OCI:     ociFront,
 		NPM:     npmFront,
-		Admin:   admin.New(meta, tokens, log.With("front", "admin"), admin.WithExplainer(verify.NPM, npmFront.Explain)),
+		Admin:   admin.New(meta, tokens, log.With("front", "admin"), admin.WithExplainer(verify.NPM, npmFront.Explain), admin.WithCIRecords(ci)),
 		Metrics: m,
 		Log:     log,
 	})
@@ -272,28 +273,4 @@ func writeFileAtomic(p string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(f.Name(), p)
-}
-
-// sumdbStore keeps the checksum database client's state in the metadata
-// store's "sumdb" bucket.
-type sumdbStore struct{ meta cache.Meta }
-
-func (s sumdbStore) Load(ctx context.Context, name string) ([]byte, bool, error) {
-	v, err := s.meta.Get(ctx, "sumdb", name)
-	if errors.Is(err, cache.ErrNotFound) {
-		return nil, false, nil
-	}
-	return v, err == nil, err
-}
-
-func (s sumdbStore) Swap(ctx context.Context, name string, old, new []byte) (bool, error) {
-	err := s.meta.CompareAndSwap(ctx, "sumdb", name, old, new)
-	if errors.Is(err, cache.ErrConflict) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-func (s sumdbStore) Save(ctx context.Context, name string, v []byte) error {
-	return s.meta.Put(ctx, "sumdb", name, v)
 }

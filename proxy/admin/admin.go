@@ -1,6 +1,7 @@
 // Package admin is Airlock's admin HTTP API: quarantine list, show,
-// release and block, the audit log, and the stored status of an artifact,
-// behind bearer tokens with scopes.
+// release and block, the audit log, the stored status of an artifact,
+// and the records of what the organisation's CI built, behind bearer
+// tokens with scopes.
 //
 // The handler from New expects full request paths (/admin/api/v1/…): the
 // main router mounts it at the prefix /admin/api/ without stripping it, e.g.
@@ -58,6 +59,7 @@ type api struct {
 	tokens   []Token
 	log      *slog.Logger
 	explains map[verify.Ecosystem]Explainer
+	ci       CIRecords
 }
 
 // Explainer runs an ecosystem's checks on one artifact without serving it.
@@ -104,6 +106,8 @@ func New(meta cache.Meta, tokens []Token, log *slog.Logger, opts ...Option) http
 	r.Handle(v1+"/artifacts/{artifact:.+}", a.require(ScopeRead, a.artifactStatus)).Methods(http.MethodGet)
 	r.Handle(v1+"/explain/{artifact:.+}", a.require(ScopeRead, a.explain)).Methods(http.MethodGet)
 	r.Handle(v1+"/audit", a.require(ScopeRead, a.audit)).Methods(http.MethodGet)
+	r.Handle(v1+"/ci/records", a.require(ScopeCI, a.putCIRecord)).Methods(http.MethodPost)
+	r.Handle(v1+"/ci/records/{artifact:.+}", a.require(ScopeRead, a.getCIRecord, ScopeCI)).Methods(http.MethodGet)
 
 	return a.authenticate(r)
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -66,14 +67,15 @@ func (a *api) lookup(header string) (Token, bool) {
 	return a.tokens[found], true
 }
 
-// require wraps a handler that needs scope; the token is already known to
-// be valid.
-func (a *api) require(scope string, h func(http.ResponseWriter, *http.Request, Token)) http.Handler {
+// require wraps a handler that needs scope, or one of also; the token is
+// already known to be valid.
+func (a *api) require(scope string, h func(http.ResponseWriter, *http.Request, Token), also ...string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, _ := r.Context().Value(tokenKey{}).(Token)
-		if !tok.allows(scope) {
-			a.log.Warn("admin API: token lacks scope", "token", tok.Name, "need", scope, "method", r.Method, "path", r.URL.Path)
-			writeError(w, http.StatusForbidden, "token "+tok.Name+" lacks the "+scope+" scope")
+		if !tok.allows(scope) && !slices.ContainsFunc(also, tok.allows) {
+			need := strings.Join(append([]string{scope}, also...), " or ")
+			a.log.Warn("admin API: token lacks scope", "token", tok.Name, "need", need, "method", r.Method, "path", r.URL.Path)
+			writeError(w, http.StatusForbidden, "token "+tok.Name+" lacks the "+need+" scope")
 			return
 		}
 		h(w, r, tok)

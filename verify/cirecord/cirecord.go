@@ -69,7 +69,7 @@ const (
 // of gosum.Store: the verify layer must not import cache, so the wiring
 // adapts cache.Meta's Get and CompareAndSwap (in bucket Bucket, with
 // cache.ErrNotFound as absent and cache.ErrConflict as false), as
-// cmd/airlock's sumdbStore does for the checksum database.
+// cmd/airlock's bucketStore does.
 type Store interface {
 	// Load returns the value and whether it exists.
 	Load(ctx context.Context, key string) ([]byte, bool, error)
@@ -289,13 +289,13 @@ func New(store Store, now func() time.Time) *Records {
 	return &Records{store: store, now: now}
 }
 
-// Put stores r. The same artifact with the same digest is a no-op that
-// returns the stored record (its time, builder and source, not r's); a
-// different digest returns a *ConflictError wrapping ErrConflicting and
-// stores nothing.
-func (rs *Records) Put(ctx context.Context, r Record) (Record, error) {
+// Put stores r and reports whether it is new. The same artifact with the
+// same digest is a no-op that returns the stored record (its time,
+// builder and source, not r's) and false; a different digest returns a
+// *ConflictError wrapping ErrConflicting and stores nothing.
+func (rs *Records) Put(ctx context.Context, r Record) (Record, bool, error) {
 	if err := r.Validate(); err != nil {
-		return Record{}, err
+		return Record{}, false, err
 	}
 	r.Artifact.Digest = ""
 	// The time is the store's, not the caller's: an importer cannot know
@@ -303,7 +303,7 @@ func (rs *Records) Put(ctx context.Context, r Record) (Record, error) {
 	r.Recorded = rs.now().UTC().Round(0)
 	data, err := json.Marshal(r)
 	if err != nil {
-		return Record{}, err
+		return Record{}, false, err
 	}
 	key := r.Artifact.Key()
 	// Records are never changed nor deleted, so a lost race leaves a
@@ -312,24 +312,24 @@ func (rs *Records) Put(ctx context.Context, r Record) (Record, error) {
 	for range 3 {
 		ok, err := rs.store.Swap(ctx, key, nil, data)
 		if err != nil {
-			return Record{}, fmt.Errorf("storing CI record %s: %w", key, err)
+			return Record{}, false, fmt.Errorf("storing CI record %s: %w", key, err)
 		}
 		if ok {
-			return r, nil
+			return r, true, nil
 		}
 		old, err := rs.get(ctx, key)
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return Record{}, err
+			return Record{}, false, err
 		}
 		if old.Digest == r.Digest {
-			return old, nil
+			return old, false, nil
 		}
-		return Record{}, &ConflictError{Existing: old, Proposed: r}
+		return Record{}, false, &ConflictError{Existing: old, Proposed: r}
 	}
-	return Record{}, fmt.Errorf("storing CI record %s: store keeps conflicting with no record", key)
+	return Record{}, false, fmt.Errorf("storing CI record %s: store keeps conflicting with no record", key)
 }
 
 // Get returns the record of a (its Digest is ignored); an error wrapping

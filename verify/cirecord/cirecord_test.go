@@ -49,7 +49,7 @@ func (s *memStore) Swap(_ context.Context, key string, old, new []byte) (bool, e
 }
 
 // metaStore adapts cache.Meta as the wiring does (see cmd/airlock's
-// sumdbStore): records in bucket cirecord.Bucket, ErrNotFound as
+// bucketStore): records in bucket cirecord.Bucket, ErrNotFound as
 // absent, ErrConflict as a lost swap.
 type metaStore struct{ meta *cache.Bolt }
 
@@ -179,9 +179,9 @@ func testPut(t *testing.T, store cirecord.Store) {
 	ctx := context.Background()
 	rs := cirecord.New(store, fixedNow)
 	r := npmRecord()
-	got, err := rs.Put(ctx, r)
-	if err != nil {
-		t.Fatalf("Put: %v", err)
+	got, created, err := rs.Put(ctx, r)
+	if err != nil || !created {
+		t.Fatalf("Put = created %v, %v; want a new record", created, err)
 	}
 	if !got.Recorded.Equal(t0) || got.Digest != r.Digest {
 		t.Fatalf("Put = %+v", got)
@@ -190,9 +190,9 @@ func testPut(t *testing.T, store cirecord.Store) {
 	// Same digest: no-op returning the first record, not the new one.
 	again := r
 	again.Builder, again.Source, again.Recorded = "someone else", cirecord.SourceInToto, t0.Add(time.Hour)
-	got2, err := rs.Put(ctx, again)
-	if err != nil {
-		t.Fatalf("second Put: %v", err)
+	got2, created, err := rs.Put(ctx, again)
+	if err != nil || created {
+		t.Fatalf("second Put = created %v, %v; want the stored record", created, err)
 	}
 	if got2 != got {
 		t.Fatalf("second Put = %+v, want the stored %+v", got2, got)
@@ -201,7 +201,7 @@ func testPut(t *testing.T, store cirecord.Store) {
 	// Different digest: ErrConflicting with both digests, nothing stored.
 	bad := r
 	bad.Digest = sri("evil")
-	_, err = rs.Put(ctx, bad)
+	_, _, err = rs.Put(ctx, bad)
 	if !errors.Is(err, cirecord.ErrConflicting) {
 		t.Fatalf("conflicting Put = %v, want ErrConflicting", err)
 	}
@@ -220,7 +220,7 @@ func testPut(t *testing.T, store cirecord.Store) {
 	// Invalid records are refused before the store sees them.
 	inv := r
 	inv.Artifact.Version = "latest"
-	if _, err := rs.Put(ctx, inv); !errors.Is(err, cirecord.ErrInvalid) {
+	if _, _, err := rs.Put(ctx, inv); !errors.Is(err, cirecord.ErrInvalid) {
 		t.Fatalf("invalid Put = %v", err)
 	}
 
@@ -268,7 +268,7 @@ func TestPutRace(t *testing.T) {
 			defer wg.Done()
 			r := ociRecord()
 			r.Digest = sha(fmt.Sprint(i % 2))
-			_, results[i] = rs.Put(context.Background(), r)
+			_, _, results[i] = rs.Put(context.Background(), r)
 		}()
 	}
 	wg.Wait()
@@ -294,7 +294,7 @@ func TestCheck(t *testing.T) {
 	ctx := context.Background()
 	rs := cirecord.New(newMemStore(), fixedNow)
 	for _, r := range []cirecord.Record{npmRecord(), goRecord(), ociRecord()} {
-		if _, err := rs.Put(ctx, r); err != nil {
+		if _, _, err := rs.Put(ctx, r); err != nil {
 			t.Fatal(err)
 		}
 	}
