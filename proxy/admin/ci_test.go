@@ -183,4 +183,3 @@ func TestCIRecordsNotConfigured(t *testing.T) {
 		t.Errorf("status %d: %s", w.Code, w.Body)
 	}
 }
-
