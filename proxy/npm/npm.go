@@ -32,6 +32,7 @@ type Meta interface {
 	Release(ctx context.Context, id, actor, reason string) (cache.Quarantine, error)
 	Observe(ctx context.Context, key string, fields map[string]string) (cache.Observation, []cache.Change, error)
 	Observation(ctx context.Context, key string) (cache.Observation, error)
+	ObservedKeys(ctx context.Context, prefix string) ([]string, error)
 	Get(ctx context.Context, bucket, key string) ([]byte, error)
 	Put(ctx context.Context, bucket, key string, value []byte) error
 	CompareAndSwap(ctx context.Context, bucket, key string, old, new []byte) error

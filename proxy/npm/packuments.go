@@ -282,6 +282,11 @@ func (h *Handler) fetchPackument(ctx context.Context, name string, old *doc) (*d
 	rec := docRecord{Digest: s.Digest(), ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified"), Fetched: now}
 	h.putRecord(ctx, name, rec)
 	d := newDoc(name, rec, pk, int64(len(data)))
+	// Before the document is used: a version taken down must be held
+	// before anyone can fetch its cached tarball again.
+	if err := h.takedowns(ctx, d); err != nil {
+		return nil, err
+	}
 	h.docs.put(d)
 	return d, nil
 }

@@ -74,6 +74,7 @@ func (h *Handler) serveTarball(ctx context.Context, w http.ResponseWriter, r *ht
 	}
 	if f, d, ok := h.cachedBlob(ctx, a.Key(), fieldTarball); ok {
 		h.o.Metrics.CacheHits.WithLabelValues("npm", "tarball").Inc()
+		h.revalidateLater(ctx, a.Name)
 		serveBlob(w, r, f, d, "application/octet-stream")
 		return nil
 	}

@@ -60,6 +60,7 @@ const (
 	CheckContentChanged    = "content-changed"
 	CheckKnownMalicious    = "known-malicious"
 	CheckCIDigest          = "ci-digest"
+	CheckUnpublished       = "unpublished"
 )
 
 // Defaults are the actions for a newcomer: what real takeovers show to be
@@ -76,6 +77,7 @@ func Defaults() map[string]Action {
 		CheckContentChanged:    Quarantine,
 		CheckKnownMalicious:    Deny,
 		CheckCIDigest:          Quarantine,
+		CheckUnpublished:       Quarantine,
 	}
 }
 
