@@ -3,6 +3,7 @@ module github.com/airlock-proxy/airlock
 go 1.26.8
 
 require (
+	github.com/Masterminds/semver/v3 v3.5.0
 	github.com/cyberphone/json-canonicalization v0.0.0-20241213102144-19d51d7fe467
 	github.com/go-openapi/swag/conv v0.25.4
 	github.com/google/certificate-transparency-go v1.3.2

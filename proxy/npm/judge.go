@@ -60,6 +60,7 @@ func release(pk *packument.Packument, v *packument.Version) anomaly.Release {
 		r.InstallScripts = append(r.InstallScripts, "gypfile")
 	}
 	slices.Sort(r.InstallScripts)
+	r.Dependencies = v.Dependencies
 	return r
 }
 
@@ -97,6 +98,7 @@ func (h *Handler) judge(ctx context.Context, d *doc, a verify.Artifact) (policy.
 	}
 	if p := hist[i].Published; e.ReviewWindow == 0 || p.IsZero() || now.Sub(p) < e.ReviewWindow {
 		fs = append(fs, d.historyFindings(i)...)
+		fs = append(fs, h.newDependencyFindings(ctx, d, i, e)...)
 		if f := anomaly.PublishWindow(hist, i, e.Window); f != nil {
 			fs = append(fs, *f)
 		}

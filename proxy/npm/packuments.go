@@ -44,6 +44,7 @@ type doc struct {
 	mu       sync.Mutex
 	enc      map[string]encoded // answers by form, base URL and hidden set
 	findings map[int][]verify.Finding
+	deps     map[int][]anomaly.Dependency
 
 	histOnce sync.Once
 	hist     anomaly.History

@@ -38,6 +38,8 @@ type Release struct {
 	// node-gyp rebuild).
 	InstallScripts []string
 	Maintainers    []string
+	// Dependencies are the runtime dependencies, name → range.
+	Dependencies map[string]string
 }
 
 // History is every release of one package in version order, oldest first.

@@ -1,0 +1,116 @@
+package npm
+
+import (
+	"context"
+
+	"github.com/Masterminds/semver/v3"
+
+	"github.com/airlock-proxy/airlock/verify"
+	"github.com/airlock-proxy/airlock/verify/anomaly"
+	"github.com/airlock-proxy/airlock/verify/npmsig"
+	"github.com/airlock-proxy/airlock/verify/policy"
+)
+
+// maxNewDependencies bounds the packuments one release's new
+// dependencies cost to check: a release adding more is unusual enough to
+// be looked at anyway, and the rest still face their own checks when
+// they are fetched.
+const maxNewDependencies = 16
+
+// newDependencyFindings checks the dependencies release i added: their
+// packuments are read (through the cache, never judged) for the release
+// each range resolves to and the package's creation. Resolved once per
+// packument; a dependency that cannot be read is logged and left to its
+// own checks when npm fetches it, which fail closed.
+func (h *Handler) newDependencyFindings(ctx context.Context, d *doc, i int, e policy.Effective) []verify.Finding {
+	hist := d.history()
+	deps := d.dependencies(i, func() []anomaly.Dependency {
+		names := anomaly.AddedDependencies(hist, i)
+		if len(names) > maxNewDependencies {
+			h.o.Log.Warn("release adds many dependencies; checking the first few", "package", d.name, "version", hist[i].Version,
+				"added", len(names), "checked", maxNewDependencies)
+			names = names[:maxNewDependencies]
+		}
+		var out []anomaly.Dependency
+		for _, name := range names {
+			spec := hist[i].Dependencies[name]
+			dep, err := h.resolveDependency(ctx, name, spec)
+			if err != nil {
+				h.o.Log.Warn("new dependency not checked", "package", d.name, "version", hist[i].Version, "dependency", name, "err", err)
+				continue
+			}
+			out = append(out, dep)
+		}
+		return out
+	})
+	var fs []verify.Finding
+	for _, dep := range deps {
+		if f := anomaly.NewDependency(hist[i], dep, e.Cooldown); f != nil {
+			fs = append(fs, *f)
+		}
+	}
+	return fs
+}
+
+// dependencies caches release i's resolved new dependencies. The work
+// runs outside the lock (it reads other packuments); two concurrent first
+// callers may both do it.
+func (d *doc) dependencies(i int, resolve func() []anomaly.Dependency) []anomaly.Dependency {
+	d.mu.Lock()
+	deps, ok := d.deps[i]
+	d.mu.Unlock()
+	if ok {
+		return deps
+	}
+	deps = resolve()
+	d.mu.Lock()
+	if d.deps == nil {
+		d.deps = map[int][]anomaly.Dependency{}
+	}
+	d.deps[i] = deps
+	d.mu.Unlock()
+	return deps
+}
+
+// resolveDependency reads a dependency's packument and resolves spec as
+// npm would: a dist-tag names its version, a semver range takes the
+// highest release that satisfies it. Other specs (git URLs, aliases,
+// files) resolve to nothing, and only the package's age is checked.
+func (h *Handler) resolveDependency(ctx context.Context, name, spec string) (anomaly.Dependency, error) {
+	dep := anomaly.Dependency{Name: name, Range: spec}
+	if err := npmsig.CheckName(name); err != nil {
+		return dep, err
+	}
+	d, err := h.load(ctx, name)
+	if err != nil {
+		return dep, err
+	}
+	hist := d.history()
+	dep.Created, _ = d.pk.PublishTime("created")
+	for _, r := range hist {
+		if !r.Published.IsZero() && (dep.Created.IsZero() || r.Published.Before(dep.Created)) {
+			dep.Created = r.Published
+		}
+	}
+	if v, ok := d.pk.DistTags[spec]; ok {
+		if j := hist.Index(v); j >= 0 {
+			dep.Resolved = hist[j]
+		}
+		return dep, nil
+	}
+	if spec == "" {
+		spec = "*"
+	}
+	c, err := semver.NewConstraint(spec)
+	if err != nil {
+		return dep, nil
+	}
+	for j := len(hist) - 1; j >= 0; j-- {
+		v, err := semver.StrictNewVersion(hist[j].Version)
+		if err == nil && c.Check(v) {
+			dep.Resolved = hist[j]
+			break
+		}
+	}
+	return dep, nil
+}

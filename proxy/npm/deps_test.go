@@ -1,0 +1,77 @@
+package npm_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlock-proxy/airlock/cache"
+	"github.com/airlock-proxy/airlock/proxy/npm"
+	"github.com/airlock-proxy/airlock/proxy/npm/npmtest"
+	"github.com/airlock-proxy/airlock/verify"
+	"github.com/airlock-proxy/airlock/verify/policy"
+)
+
+// TestNewDependency: the axios 2026-03 shape. A patch release adds a
+// dependency on a package created the day before, whose version runs a
+// postinstall; the release itself has no install script. It is held for
+// the dependency; a release adding an old dependency without scripts is
+// not.
+func TestNewDependency(t *testing.T) {
+	ctx := context.Background()
+	reg := npmtest.New(t, npmtest.Options{})
+	now := time.Now()
+	add := func(p npmtest.Package) {
+		t.Helper()
+		if err := reg.Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(npmtest.Package{Name: "left-pad", Versions: []npmtest.Version{{Version: "1.3.0", Published: now.AddDate(-3, 0, 0)}}})
+	add(npmtest.Package{Name: "plain-crypto-js", Versions: []npmtest.Version{
+		{Version: "4.2.0", Published: now.Add(-50 * time.Hour)},
+		{Version: "4.2.1", Published: now.Add(-49 * time.Hour), Scripts: map[string]string{"postinstall": "node setup.js"}},
+	}})
+	add(npmtest.Package{Name: "client", Versions: []npmtest.Version{
+		{Version: "1.14.0", Published: now.Add(-30 * 24 * time.Hour)},
+		{Version: "1.14.1", Published: now.Add(-48 * time.Hour), Dependencies: map[string]string{"plain-crypto-js": "^4.2.0"}},
+		{Version: "1.14.2", Published: now.Add(-47 * time.Hour), Dependencies: map[string]string{"plain-crypto-js": "^4.2.0", "left-pad": "^1.3.0"}},
+	}})
+	f := newFixture(t, reg, func(o *npm.Options) { o.Checks = policy.Default() })
+	_, body := f.get(t, "/client", "")
+	pk := decode(t, body)
+	vs := pk["versions"].(map[string]any)
+	if _, ok := vs["1.14.1"]; ok {
+		t.Error("1.14.1, which adds a postinstall through a day-old dependency, is listed")
+	}
+	if _, ok := vs["1.14.0"]; !ok {
+		t.Error("1.14.0 is withheld")
+	}
+	st, err := f.meta.Status(ctx, verify.Artifact{Ecosystem: verify.NPM, Name: "client", Version: "1.14.1"})
+	if err != nil || st.Quarantine == nil {
+		t.Fatalf("1.14.1 not on record: %+v, %v", st, err)
+	}
+	fd := st.Quarantine.Findings[0]
+	if fd.Check != policy.CheckInstallScript || fd.Evidence["dependency"] != "plain-crypto-js" || fd.Evidence["resolved"] != "4.2.1" ||
+		!strings.Contains(fd.Message, "runs postinstall") || !strings.Contains(fd.Message, "before this release") {
+		t.Errorf("finding %+v", fd)
+	}
+	resp, body := f.get(t, "/client/-/client-1.14.1.tgz", "")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(npmError(t, body), "plain-crypto-js") {
+		t.Errorf("tarball 1.14.1 = %d %s", resp.StatusCode, body)
+	}
+	// 1.14.2 adds only left-pad, three years old and script-free; what
+	// it shares with 1.14.1 is not new to it.
+	if _, ok := vs["1.14.2"]; !ok {
+		if st, _ := f.meta.Status(ctx, verify.Artifact{Ecosystem: verify.NPM, Name: "client", Version: "1.14.2"}); st.Quarantine != nil {
+			t.Errorf("1.14.2 held: %+v", st.Quarantine.Findings)
+		} else {
+			t.Error("1.14.2 withheld")
+		}
+	}
+	if qs, _ := f.meta.Quarantines(ctx, cache.QuarantineFilter{}); len(qs) != 1 {
+		t.Errorf("records: %+v", qs)
+	}
+}

@@ -1,0 +1,76 @@
+package anomaly
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/airlock-proxy/airlock/verify"
+)
+
+// AddedDependencies returns the dependencies release i has that the
+// release before it in its line did not (name → range), in name order.
+// The first release has none: everything is new there, and nothing is
+// news.
+func AddedDependencies(h History, i int) []string {
+	prev, ok := h.before(i)
+	if !ok {
+		return nil
+	}
+	var added []string
+	for _, name := range slices.Sorted(maps.Keys(h[i].Dependencies)) {
+		if _, had := prev.Dependencies[name]; !had {
+			added = append(added, name)
+		}
+	}
+	return added
+}
+
+// Dependency is what the checks know of a dependency a release added:
+// its package's first publish time and the release its range resolves to
+// (npm takes the highest that satisfies it).
+type Dependency struct {
+	Name, Range string
+	// Created is when the package was first published; zero if unknown.
+	Created time.Time
+	// Resolved is the release the range resolves to; its Version is
+	// empty when none does.
+	Resolved Release
+}
+
+// NewDependency finds a dependency a release added that carries what the
+// release itself would be held for: an install script (event-stream's
+// flatmap-stream, axios's plain-crypto-js), or a package created shortly
+// before the release that pulls it in, within cooldown of it (a payload
+// package made for the attack). A package created long ago and merely
+// updated recently is not news; its own versions face the cooldown when
+// they are fetched.
+func NewDependency(r Release, dep Dependency, cooldown time.Duration) *verify.Finding {
+	ev := map[string]string{"dependency": dep.Name, "range": dep.Range}
+	var why []string
+	if v := dep.Resolved.Version; v != "" && len(dep.Resolved.InstallScripts) > 0 {
+		ev["resolved"] = v
+		ev["dependency_scripts"] = strings.Join(dep.Resolved.InstallScripts, ",")
+		why = append(why, fmt.Sprintf("%s@%s runs %s on install", dep.Name, v, strings.Join(dep.Resolved.InstallScripts, ", ")))
+	}
+	if cooldown > 0 && !dep.Created.IsZero() && !r.Published.IsZero() && r.Published.Sub(dep.Created) < cooldown {
+		ev["dependency_created"] = dep.Created.UTC().Format(time.RFC3339)
+		ev["published"] = r.Published.UTC().Format(time.RFC3339)
+		gap := r.Published.Sub(dep.Created)
+		if gap < 0 {
+			why = append(why, fmt.Sprintf("%s was first published %s after this release", dep.Name, roundAge(-gap)))
+		} else {
+			why = append(why, fmt.Sprintf("%s was first published %s before this release, within the %s cooldown", dep.Name, roundAge(gap), cooldown))
+		}
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	return &verify.Finding{
+		Check:    "install-script-added",
+		Message:  "adds dependency " + dep.Name + "@" + dep.Range + ": " + strings.Join(why, "; "),
+		Evidence: ev,
+	}
+}

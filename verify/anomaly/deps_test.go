@@ -1,0 +1,91 @@
+package anomaly_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlock-proxy/airlock/verify/anomaly"
+)
+
+func TestAddedDependencies(t *testing.T) {
+	deps := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	h := anomaly.History{
+		{Version: "1.0.0", Line: "1", Dependencies: deps("a", "^1.0.0")},
+		{Version: "1.0.1", Line: "1", Dependencies: deps("a", "^1.0.0", "b", "^2.0.0", "c", "*")},
+		{Version: "2.0.0", Line: "2", Dependencies: deps("d", "^1.0.0")},
+		{Version: "2.0.1", Line: "2", Dependencies: deps("d", "^1.1.0")}, // a range change is not a new dependency
+	}
+	tests := []struct {
+		i    int
+		want []string
+	}{
+		{0, nil}, // the first release: nothing is news
+		{1, []string{"b", "c"}},
+		{2, []string{"d"}}, // a new line is compared with the line below
+		{3, nil},
+	}
+	for _, tt := range tests {
+		if got := anomaly.AddedDependencies(h, tt.i); !slices.Equal(got, tt.want) {
+			t.Errorf("AddedDependencies(%s) = %v, want %v", h[tt.i].Version, got, tt.want)
+		}
+	}
+}
+
+func TestNewDependency(t *testing.T) {
+	pub := time.Date(2026, 3, 31, 0, 21, 0, 0, time.UTC)
+	r := anomaly.Release{Version: "1.14.1", Published: pub}
+	tests := []struct {
+		name string
+		dep  anomaly.Dependency
+		want []string // substrings of the message; nil: no finding
+	}{
+		{"payload package with a postinstall, created the day before", anomaly.Dependency{Name: "plain-crypto-js", Range: "^4.2.1", Created: pub.Add(-18 * time.Hour),
+			Resolved: anomaly.Release{Version: "4.2.1", InstallScripts: []string{"postinstall"}}},
+			[]string{"plain-crypto-js@4.2.1 runs postinstall", "first published 18h0m0s before this release"}},
+		{"old package with an install script", anomaly.Dependency{Name: "esbuild", Range: "^0.25.0", Created: pub.AddDate(-5, 0, 0),
+			Resolved: anomaly.Release{Version: "0.25.9", InstallScripts: []string{"postinstall"}}},
+			[]string{"esbuild@0.25.9 runs postinstall"}},
+		{"package created after the release", anomaly.Dependency{Name: "later", Range: "*", Created: pub.Add(time.Hour)},
+			[]string{"first published 1h0m0s after this release"}},
+		{"old package, no scripts", anomaly.Dependency{Name: "lodash", Range: "^4.17.21", Created: pub.AddDate(-10, 0, 0),
+			Resolved: anomaly.Release{Version: "4.17.21"}}, nil},
+		{"old package recently updated", anomaly.Dependency{Name: "debug", Range: "^4", Created: pub.AddDate(-10, 0, 0),
+			Resolved: anomaly.Release{Version: "4.4.3", Published: pub.Add(-time.Hour)}}, nil},
+		{"creation unknown, no scripts", anomaly.Dependency{Name: "x", Range: "git+https://example.com/x.git"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := anomaly.NewDependency(r, tt.dep, 24*time.Hour)
+			if tt.want == nil {
+				if f != nil {
+					t.Fatalf("finding %+v, want none", f)
+				}
+				return
+			}
+			if f == nil {
+				t.Fatal("no finding")
+			}
+			if f.Check != "install-script-added" || f.Evidence["dependency"] != tt.dep.Name || f.Evidence["range"] != tt.dep.Range {
+				t.Errorf("finding %+v", f)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(f.Message, w) {
+					t.Errorf("message %q lacks %q", f.Message, w)
+				}
+			}
+		})
+	}
+	// With the cooldown off, only install scripts count.
+	young := anomaly.Dependency{Name: "fresh", Range: "*", Created: pub.Add(-time.Hour)}
+	if f := anomaly.NewDependency(r, young, 0); f != nil {
+		t.Errorf("cooldown 0: %+v", f)
+	}
+}
