@@ -75,3 +75,41 @@ func TestNewDependency(t *testing.T) {
 		t.Errorf("records: %+v", qs)
 	}
 }
+
+// TestBurstAcrossPackages: one account releasing several packages within
+// the hour (chalk/debug, 2025-09-08) is a burst, seen across every
+// packument Airlock reads; the third package read carries the finding.
+func TestBurstAcrossPackages(t *testing.T) {
+	ctx := context.Background()
+	reg := npmtest.New(t, npmtest.Options{})
+	now := time.Now()
+	for i, name := range []string{"chalk", "ansi-styles", "debug", "unrelated"} {
+		who := "qix"
+		if name == "unrelated" {
+			who = "someone"
+		}
+		if err := reg.Add(npmtest.Package{Name: name, Versions: []npmtest.Version{
+			{Version: "1.0.0", Published: now.Add(-90 * 24 * time.Hour), Publisher: who},
+			{Version: "1.0.1", Published: now.Add(-48*time.Hour + time.Duration(i)*10*time.Minute), Publisher: who},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := policy.Default()
+	p.Actions = map[string]policy.Action{policy.CheckBurst: policy.Quarantine}
+	f := newFixture(t, reg, func(o *npm.Options) { o.Checks = p })
+	for _, name := range []string{"chalk", "ansi-styles", "unrelated", "debug"} {
+		f.get(t, "/"+name, "")
+	}
+	st, err := f.meta.Status(ctx, verify.Artifact{Ecosystem: verify.NPM, Name: "debug", Version: "1.0.1"})
+	if err != nil || st.Quarantine == nil {
+		t.Fatalf("debug@1.0.1 not held: %+v, %v", st, err)
+	}
+	if fd := st.Quarantine.Findings[0]; fd.Check != policy.CheckBurst || fd.Evidence["packages"] != "ansi-styles@1.0.1,chalk@1.0.1" {
+		t.Errorf("finding %+v", fd)
+	}
+	// A publisher with one package has no burst.
+	if st, _ := f.meta.Status(ctx, verify.Artifact{Ecosystem: verify.NPM, Name: "unrelated", Version: "1.0.1"}); st.Quarantine != nil {
+		t.Errorf("unrelated@1.0.1 held: %+v", st.Quarantine)
+	}
+}

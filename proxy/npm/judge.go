@@ -104,6 +104,8 @@ func (h *Handler) judge(ctx context.Context, d *doc, a verify.Artifact) (policy.
 		}
 		if f := anomaly.Burst(hist, i); f != nil {
 			fs = append(fs, *f)
+		} else if f := h.burstAcross(ctx, d.name, hist[i]); f != nil {
+			fs = append(fs, *f)
 		}
 	}
 	return e, fs, e.Decide(fs)

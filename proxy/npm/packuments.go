@@ -288,6 +288,9 @@ func (h *Handler) fetchPackument(ctx context.Context, name string, old *doc) (*d
 	if err := h.takedowns(ctx, d); err != nil {
 		return nil, err
 	}
+	if h.checksOn() {
+		h.recordPublishes(ctx, d)
+	}
 	h.docs.put(d)
 	return d, nil
 }

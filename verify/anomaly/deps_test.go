@@ -89,3 +89,61 @@ func TestNewDependency(t *testing.T) {
 		t.Errorf("cooldown 0: %+v", f)
 	}
 }
+
+func TestBurstAcross(t *testing.T) {
+	at := time.Date(2025, 9, 8, 13, 16, 0, 0, time.UTC)
+	r := anomaly.Release{Version: "4.4.2", Publisher: "qix", Published: at}
+	log := anomaly.PublishLog{
+		{Package: "chalk", Version: "5.6.1", Published: at.Add(-20 * time.Minute)},
+		{Package: "ansi-styles", Version: "6.2.2", Published: at.Add(10 * time.Minute)},
+		{Package: "debug", Version: "4.4.1", Published: at.Add(-40 * 24 * time.Hour)}, // the package itself, long ago
+		{Package: "strip-ansi", Version: "7.1.1", Published: at.Add(-3 * time.Hour)},  // outside the window
+	}
+	tests := []struct {
+		name string
+		r    anomaly.Release
+		log  anomaly.PublishLog
+		want string // substring; "" for no finding
+	}{
+		{"two other packages within the hour", r, log, "qix published 2 other packages within 1h0m0s of this release: ansi-styles@6.2.2, chalk@5.6.1"},
+		{"one other package is not a burst", r, log[1:], ""},
+		{"the package's own releases do not count", r, anomaly.PublishLog{
+			{Package: "debug", Version: "4.4.3", Published: at}, {Package: "chalk", Version: "5.6.1", Published: at},
+		}, ""},
+		{"unknown publisher", anomaly.Release{Version: "1.0.0", Published: at}, log, ""},
+		{"unknown time", anomaly.Release{Version: "1.0.0", Publisher: "qix"}, log, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := anomaly.BurstAcross("debug", tt.r, tt.log)
+			switch {
+			case tt.want == "" && f != nil:
+				t.Errorf("finding %+v, want none", f)
+			case tt.want != "" && (f == nil || !strings.Contains(f.Message, tt.want) || f.Check != "burst"):
+				t.Errorf("finding %+v, want %q", f, tt.want)
+			}
+		})
+	}
+}
+
+func TestPublishLogAdd(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := func(pkg string, ago time.Duration) anomaly.Publish {
+		return anomaly.Publish{Package: pkg, Version: "1.0.0", Published: now.Add(-ago)}
+	}
+	log, changed := anomaly.PublishLog(nil).Add([]anomaly.Publish{p("a", time.Hour), p("b", 2*time.Hour), p("old", 40*24*time.Hour)}, now, 30*24*time.Hour, 3)
+	if !changed || len(log) != 2 || log[0].Package != "a" {
+		t.Fatalf("log = %+v, %v", log, changed)
+	}
+	if _, changed := log.Add([]anomaly.Publish{p("a", time.Hour)}, now, 30*24*time.Hour, 3); changed {
+		t.Error("adding a known release changed the log")
+	}
+	log, _ = log.Add([]anomaly.Publish{p("c", 3*time.Hour), p("d", 0)}, now, 30*24*time.Hour, 3)
+	var names []string
+	for _, e := range log {
+		names = append(names, e.Package)
+	}
+	if !slices.Equal(names, []string{"d", "a", "b"}) {
+		t.Errorf("bounded log = %v, want the newest three", names)
+	}
+}

@@ -1,0 +1,102 @@
+package npm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/airlock-proxy/airlock/cache"
+	"github.com/airlock-proxy/airlock/verify"
+	"github.com/airlock-proxy/airlock/verify/anomaly"
+)
+
+// bucketPublishers maps an npm publisher to the releases of any package
+// Airlock saw them make recently (anomaly.PublishLog, JSON): what the
+// burst check compares across packages.
+const bucketPublishers = "npm-publishers"
+
+// Bounds on the publisher log: a release older than the review window is
+// not judged by the history checks, so it need not be remembered, and an
+// account that publishes hundreds of packages keeps its newest.
+const (
+	publishKeep = 30 * 24 * time.Hour
+	publishMax  = 256
+	maxUserName = 214 // npm's limit on names
+)
+
+// recordPublishes adds the recent releases of a packument to their
+// publishers' logs. Releases made through trusted publishing are left
+// out: their _npmUser is the CI's shared identity ("GitHub Actions"),
+// not an account, and a per-package OIDC configuration is not a stolen
+// token. A failure costs only the signal, so it is logged.
+func (h *Handler) recordPublishes(ctx context.Context, d *doc) {
+	now := h.o.Now()
+	by := map[string][]anomaly.Publish{}
+	for _, r := range d.history() {
+		if r.Publisher == "" || r.TrustedPublisher != "" || len(r.Publisher) > maxUserName || r.Published.IsZero() || now.Sub(r.Published) > publishKeep {
+			continue
+		}
+		by[r.Publisher] = append(by[r.Publisher], anomaly.Publish{Package: d.name, Version: r.Version, Published: r.Published})
+	}
+	for user, ps := range by {
+		if err := h.addPublishes(ctx, user, ps, now); err != nil {
+			h.o.Log.Warn("recording publisher activity", "publisher", user, "package", d.name, "err", err)
+		}
+	}
+}
+
+func (h *Handler) addPublishes(ctx context.Context, user string, ps []anomaly.Publish, now time.Time) error {
+	for range 5 {
+		old, log, err := h.publishLog(ctx, user)
+		if err != nil {
+			return err
+		}
+		log, changed := log.Add(ps, now, publishKeep, publishMax)
+		if !changed {
+			return nil
+		}
+		raw, err := json.Marshal(log)
+		if err != nil {
+			return err
+		}
+		err = h.o.Meta.CompareAndSwap(ctx, bucketPublishers, user, old, raw)
+		if !errors.Is(err, cache.ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("publisher log of %s keeps changing under us", user)
+}
+
+// publishLog returns a publisher's log and its stored bytes (nil: none).
+func (h *Handler) publishLog(ctx context.Context, user string) ([]byte, anomaly.PublishLog, error) {
+	raw, err := h.o.Meta.Get(ctx, bucketPublishers, user)
+	if errors.Is(err, cache.ErrNotFound) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var log anomaly.PublishLog
+	if err := json.Unmarshal(raw, &log); err != nil {
+		// A corrupt log is replaced: it only feeds a scoring signal.
+		h.o.Log.Warn("unreadable publisher log; starting it again", "publisher", user, "err", err)
+		return raw, nil, nil
+	}
+	return raw, log, nil
+}
+
+// burstAcross runs anomaly.BurstAcross on a release with its publisher's
+// log.
+func (h *Handler) burstAcross(ctx context.Context, pkg string, r anomaly.Release) *verify.Finding {
+	if r.Publisher == "" || r.TrustedPublisher != "" || len(r.Publisher) > maxUserName {
+		return nil
+	}
+	_, log, err := h.publishLog(ctx, r.Publisher)
+	if err != nil {
+		h.o.Log.Warn("reading publisher activity", "publisher", r.Publisher, "err", err)
+		return nil
+	}
+	return anomaly.BurstAcross(pkg, r, log)
+}
