@@ -153,7 +153,7 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		GoMod:   goFront,
 		OCI:     ociFront,
 		NPM:     npmFront,
-		Admin:   admin.New(meta, tokens, log.With("front", "admin"), admin.WithExplainer(verify.NPM, npmFront.Explain), admin.WithCIRecords(ci)),
+		Admin:   admin.New(meta, tokens, log.With("front", "admin"), admin.WithExplainer(verify.NPM, npmFront.Explain), admin.WithExplainer(verify.Go, goFront.Explain), admin.WithCIRecords(ci)),
 		Metrics: m,
 		Log:     log,
 	})

@@ -207,18 +207,25 @@ func (v *Verifier) CheckZip(ctx context.Context, path, version, zipFile string) 
 }
 
 // Record looks a version up without checking content: its record id and
-// the tree size, for judging when it entered the database. The error wraps
-// ErrNotInDB, ErrInconsistent or ErrUnavailable.
+// the tree size, for judging when it entered the database, and in Want the
+// zip's hash the database holds. The error wraps ErrNotInDB,
+// ErrInconsistent or ErrUnavailable.
 func (v *Verifier) Record(ctx context.Context, path, version string) (Evidence, error) {
 	ev := Evidence{RecordID: -1}
 	if v.Halted() {
 		return ev, ErrInconsistent
 	}
-	if _, err := v.lookup(path, version); err != nil {
+	lines, err := v.lookup(path, version)
+	if err != nil {
 		if v.ops.notFound(path, version) {
 			return ev, fmt.Errorf("%s@%s: %w", path, version, ErrNotInDB)
 		}
 		return ev, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	for _, l := range lines {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == path && f[1] == version {
+			ev.Want = f[2]
+		}
 	}
 	ev.RecordID, ev.TreeSize = v.ops.recordAndTree(ctx, v.name, path, version)
 	return ev, nil
