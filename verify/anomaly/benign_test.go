@@ -332,7 +332,7 @@ func judgeNPM(name string, pk pkDoc) pkgResult {
 			continue // counted in Times.NoTime: the cooldown fails closed on it
 		}
 		now := r.Published.Add(25 * time.Hour)
-		j := judge(h, name, r.Version, now)
+		j := judge(h, nil, name, r.Version, now) // the sample has no dependency data
 		res.Judged++
 		if r.Prerelease {
 			res.Prerelease++

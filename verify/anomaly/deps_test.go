@@ -105,17 +105,28 @@ func TestBurstAcross(t *testing.T) {
 		log  anomaly.PublishLog
 		want string // substring; "" for no finding
 	}{
-		{"two other packages within the hour", r, log, "qix published 2 other packages within 1h0m0s of this release: ansi-styles@6.2.2, chalk@5.6.1"},
+		{"two other packages within the hour", r, log, "qix published 2 other projects within 1h0m0s of this release: ansi-styles@6.2.2, chalk@5.6.1"},
 		{"one other package is not a burst", r, log[1:], ""},
 		{"the package's own releases do not count", r, anomaly.PublishLog{
 			{Package: "debug", Version: "4.4.3", Published: at}, {Package: "chalk", Version: "5.6.1", Published: at},
+		}, ""},
+		{"a monorepo's scope is one release", anomaly.Release{Version: "7.28.0", Publisher: "nicolo", Published: at}, anomaly.PublishLog{
+			{Package: "@babel/core", Version: "7.28.0", Published: at}, {Package: "@babel/types", Version: "7.28.0", Published: at},
+			{Package: "chalk", Version: "5.6.1", Published: at},
+		}, ""},
+		{"other scopes count once each", r, anomaly.PublishLog{
+			{Package: "@babel/core", Version: "7.28.0", Published: at}, {Package: "@babel/types", Version: "7.28.0", Published: at},
 		}, ""},
 		{"unknown publisher", anomaly.Release{Version: "1.0.0", Published: at}, log, ""},
 		{"unknown time", anomaly.Release{Version: "1.0.0", Publisher: "qix"}, log, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := anomaly.BurstAcross("debug", tt.r, tt.log)
+			pkg := "debug"
+			if strings.HasPrefix(tt.name, "a monorepo") {
+				pkg = "@babel/parser"
+			}
+			f := anomaly.BurstAcross(pkg, tt.r, tt.log)
 			switch {
 			case tt.want == "" && f != nil:
 				t.Errorf("finding %+v, want none", f)

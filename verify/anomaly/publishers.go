@@ -27,19 +27,28 @@ const BurstPackages = 2
 // (chalk/debug and 16 more on 2025-09-08 within two hours; Shai-Hulud
 // republishing every package its victims could). others are the
 // publisher's releases the proxy has seen, of any package; those of pkg
-// itself are Burst's business and are ignored here.
+// itself are Burst's business and are ignored here, and so are those of
+// other packages in its npm scope: a monorepo releasing @acme/* together
+// is one project's release, not an account pushing everything it can.
+// For the same reason another scope's packages count once.
 func BurstAcross(pkg string, r Release, others []Publish) *verify.Finding {
 	if r.Publisher == "" || r.Published.IsZero() {
 		return nil
 	}
+	scope := npmScope(pkg)
+	// One entry per project: a package, or a scope's packages together.
 	seen := map[string]string{}
 	for _, p := range others {
-		if p.Package == pkg || p.Published.IsZero() {
+		if p.Package == pkg || p.Published.IsZero() || (scope != "" && npmScope(p.Package) == scope) {
 			continue
 		}
+		project := p.Package
+		if s := npmScope(p.Package); s != "" {
+			project = s
+		}
 		if d := p.Published.Sub(r.Published); d > -BurstWindow && d < BurstWindow {
-			if _, ok := seen[p.Package]; !ok {
-				seen[p.Package] = p.Package + "@" + p.Version
+			if _, ok := seen[project]; !ok {
+				seen[project] = p.Package + "@" + p.Version
 			}
 		}
 	}
@@ -56,9 +65,17 @@ func BurstAcross(pkg string, r Release, others []Publish) *verify.Finding {
 		shown = append(slices.Clone(shown[:10]), fmt.Sprintf("and %d more", len(rel)-10))
 	}
 	return &verify.Finding{Check: "burst",
-		Message: fmt.Sprintf("%s published %d other packages within %s of this release: %s", r.Publisher, len(rel), BurstWindow, strings.Join(shown, ", ")),
+		Message: fmt.Sprintf("%s published %d other projects within %s of this release: %s", r.Publisher, len(rel), BurstWindow, strings.Join(shown, ", ")),
 		Evidence: map[string]string{"publisher": r.Publisher, "packages": strings.Join(rel, ","), "window": BurstWindow.String(),
 			"published": r.Published.UTC().Format(time.RFC3339)}}
+}
+
+// npmScope is "@scope" of a scoped npm name, else "".
+func npmScope(name string) string {
+	if s, _, ok := strings.Cut(name, "/"); ok && strings.HasPrefix(s, "@") {
+		return s
+	}
+	return ""
 }
 
 // PublishLog is one publisher's recent releases, kept bounded: Add

@@ -66,6 +66,19 @@ type incidentRelease struct {
 	Provenance     *bool    `json:"provenance"`
 	InstallScripts []string `json:"install_scripts"`
 	Maintainers    []string `json:"maintainers"`
+	// AddedDependencies are dependencies this release added, with what
+	// their range resolved to when it was published.
+	AddedDependencies []incidentDep `json:"added_dependencies"`
+}
+
+type incidentDep struct {
+	Name  string `json:"name"`
+	Range string `json:"range"`
+	// Created is the dependency package's first publish, RFC 3339, or
+	// empty when unknown.
+	Created                string   `json:"created"`
+	Resolved               string   `json:"resolved"`
+	ResolvedInstallScripts []string `json:"resolved_install_scripts"`
 }
 
 func loadIncidents(t *testing.T) []incident {
@@ -144,9 +157,9 @@ type judged struct {
 }
 
 // judge mirrors proxy/npm/judge.go: the cooldown against the clock, and
-// the history checks, publish-window and burst for versions within the
-// review window, under policy.Default().
-func judge(h anomaly.History, name, version string, now time.Time) judged {
+// the history checks, new dependencies, publish-window and burst for
+// versions within the review window, under policy.Default().
+func judge(h anomaly.History, deps []anomaly.Dependency, name, version string, now time.Time) judged {
 	e := policy.Default().For(verify.Artifact{Ecosystem: verify.NPM, Name: name, Version: version})
 	i := h.Index(version)
 	var fs []verify.Finding
@@ -157,6 +170,11 @@ func judge(h anomaly.History, name, version string, now time.Time) judged {
 	}
 	if p := h[i].Published; e.ReviewWindow == 0 || p.IsZero() || now.Sub(p) < e.ReviewWindow {
 		fs = append(fs, anomaly.Check(h, i, anomaly.Options{})...)
+		for _, d := range deps {
+			if f := anomaly.NewDependency(h[i], d, e.Cooldown); f != nil {
+				fs = append(fs, *f)
+			}
+		}
 		if f := anomaly.PublishWindow(h, i, e.Window); f != nil {
 			fs = append(fs, *f)
 		}
@@ -215,8 +233,13 @@ func replay(t *testing.T) replayResult {
 			ten := pub.Add(10 * time.Minute)
 			row := replayRow{in: in, version: m, published: pub, lowerBound: rel.PublishedPrecision == "lower-bound",
 				advisory: adv, feed: mustTime(t, in.FeedAt)}
-			row.atTen = judge(in.historyAt(t, ten), in.Package, m, ten)
-			row.atAdv = judge(in.historyAt(t, adv), in.Package, m, adv)
+			var deps []anomaly.Dependency
+			for _, d := range rel.AddedDependencies {
+				deps = append(deps, anomaly.Dependency{Name: d.Name, Range: d.Range, Created: mustTime(t, d.Created),
+					Resolved: anomaly.Release{Version: d.Resolved, InstallScripts: d.ResolvedInstallScripts}})
+			}
+			row.atTen = judge(in.historyAt(t, ten), deps, in.Package, m, ten)
+			row.atAdv = judge(in.historyAt(t, adv), deps, in.Package, m, adv)
 			row.historyAtTen = row.atTen.history
 			row.warningsAtTen = row.atTen.warnings
 			res.versions++
@@ -306,8 +329,8 @@ const (
 	wantIncidents       = 10
 	wantHeldTen         = 10
 	wantHeldAdvisory    = 10
-	wantHeldHistory     = 4
-	wantVersionsHistory = 10
+	wantHeldHistory     = 5
+	wantVersionsHistory = 11
 	wantVersions        = 17
 )
 
