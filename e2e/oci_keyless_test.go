@@ -22,8 +22,9 @@ const (
 
 // keylessAirlock starts Airlock trusting trustedRoot (a trusted_root.json)
 // for keyless signatures: up/keyless/** needs a signature by an identity
-// under https://github.com/acme/ issued by GitHub Actions; no keys.
-func keylessAirlock(t *testing.T, up *ociUpstream, trustedRoot string) *instance {
+// under https://github.com/acme/ issued by GitHub Actions; no keys. extra
+// is appended to the configuration (a policy section).
+func keylessAirlock(t *testing.T, up *ociUpstream, trustedRoot, extra string) *instance {
 	t.Helper()
 	return startAirlock(t, fmt.Sprintf(`
 oci:
@@ -35,7 +36,42 @@ oci:
     - match: "up/keyless/**"
       require: signature
       identities: [{subject_regexp: %q, issuer: %q}]
-`, up.Host, trustedRoot, acmeRegexp, ghIssuer))
+%s`, up.Host, trustedRoot, acmeRegexp, ghIssuer, extra))
+}
+
+// noCooldown turns the cooldown off: the signatures below are seconds old,
+// and their transparency-log time is a publish time the cooldown honours.
+const noCooldown = "policy: {cooldown: 0s}\n"
+
+// TestOCIKeylessCooldown: a keyless signature's transparency-log time is
+// an image's publish time nobody can push back, so an image signed
+// seconds ago is held by the default 24 h cooldown, with the log time in
+// the reason; a fast_track rule lets a namespace through.
+func TestOCIKeylessCooldown(t *testing.T) {
+	up := newOCIUpstream(t)
+	ss := cosigntest.New(t)
+	trustedRoot := filepath.Join(t.TempDir(), "trusted_root.json")
+	if err := ss.WriteTrustedRoot(trustedRoot); err != nil {
+		t.Fatal(err)
+	}
+	id := ss.Issue(t, acmeSubject, ghIssuer)
+	for _, repo := range []string{"keyless/new", "keyless/fast"} {
+		img := randomImage(t, 4096, "amd64")
+		up.push(t, repo+":v1", img)
+		d, err := name.NewDigest(up.Host + "/" + repo + "@" + digestOf(t, img))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id.SignBundle(t, d)
+	}
+	inst := keylessAirlock(t, up, trustedRoot, "policy:\n  rules: [{match: \"oci:up/keyless/fast\", fast_track: true}]\n")
+	_, out, err := cranePull(t, inst.host()+"/up/keyless/new:v1")
+	if err == nil || !strings.Contains(out, "DENIED") || !strings.Contains(out, "cooldown: signed") || !strings.Contains(out, "transparency log time") {
+		t.Errorf("crane pull of an image signed seconds ago: %v\n%s", err, out)
+	}
+	if _, out, err := cranePull(t, inst.host()+"/up/keyless/fast:v1"); err != nil {
+		t.Errorf("crane pull of a fast-tracked namespace: %v\n%s", err, out)
+	}
 }
 
 // TestOCIKeylessThroughAirlock verifies keyless signatures offline against
@@ -77,7 +113,7 @@ func TestOCIKeylessThroughAirlock(t *testing.T) {
 	a.SignLegacy(t, digest("keyless/no-tlog"), cosigntest.WithoutTlog())
 	stranger.Issue(t, acmeSubject, ghIssuer).SignLegacy(t, digest("keyless/other-ca"), cosigntest.LoggedBy(ss))
 
-	inst := keylessAirlock(t, up, trustedRoot)
+	inst := keylessAirlock(t, up, trustedRoot, noCooldown)
 	via := func(repo string) string { return inst.host() + "/up/" + repo + ":v1" }
 	artifact := func(repo string) string { return "oci:up/" + repo + "@" + digestOf(t, imgs[repo]) }
 

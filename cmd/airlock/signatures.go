@@ -80,6 +80,9 @@ func (s *signatures) Verify(ctx context.Context, ref name.Digest, p oci.Signatur
 			signer = sig.Subject + " (" + sig.Issuer + ")"
 		}
 		out.Signers = append(out.Signers, sig.Format+": "+signer)
+		if !sig.TlogTime.IsZero() && (out.SignedAt.IsZero() || sig.TlogTime.Before(out.SignedAt)) {
+			out.SignedAt = sig.TlogTime
+		}
 	}
 	return out, nil
 }

@@ -106,6 +106,8 @@ type fakeVerifier struct {
 	allow map[string]bool
 	calls []string // repository@digest asked
 	err   error
+	// signedAt is the transparency-log time of the signatures that verify.
+	signedAt time.Time
 }
 
 func (v *fakeVerifier) Verify(_ context.Context, ref name.Digest, p oci.SignaturePolicy, _ ...remote.Option) (oci.VerifyResult, error) {
@@ -116,7 +118,7 @@ func (v *fakeVerifier) Verify(_ context.Context, ref name.Digest, p oci.Signatur
 		return oci.VerifyResult{}, v.err
 	}
 	if v.allow[ref.DigestStr()] {
-		return oci.VerifyResult{Verified: true, Signers: []string{"test-key"}}, nil
+		return oci.VerifyResult{Verified: true, Signers: []string{"test-key"}, SignedAt: v.signedAt}, nil
 	}
 	return oci.VerifyResult{Findings: []verify.Finding{{
 		Check: "signature", Message: "no signature by test-key under " + p.ID(),

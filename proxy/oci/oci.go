@@ -48,6 +48,7 @@ type Meta interface {
 	Get(ctx context.Context, bucket, key string) ([]byte, error)
 	Put(ctx context.Context, bucket, key string, value []byte) error
 	CompareAndSwap(ctx context.Context, bucket, key string, old, new []byte) error
+	Release(ctx context.Context, id, actor, reason string) (cache.Quarantine, error)
 }
 
 // BlobSource opens a blob by digest: from the store when it holds it,
@@ -95,6 +96,9 @@ type VerifyResult struct {
 	Verified bool
 	Findings []verify.Finding
 	Signers  []string
+	// SignedAt is the earliest transparency-log time of a signature that
+	// verified; zero when none had a log entry.
+	SignedAt time.Time
 }
 
 // Verifier checks the signatures of ref (in the upstream registry) under

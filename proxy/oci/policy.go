@@ -35,6 +35,7 @@ type verdict struct {
 	Findings []verify.Finding `json:"findings,omitempty"`
 	Signers  []string         `json:"signers,omitempty"`
 	Time     time.Time        `json:"time"`
+	SignedAt time.Time        `json:"signed_at,omitzero"`
 }
 
 // admit returns manifest d of t's repository when policy lets it through,
@@ -49,7 +50,12 @@ func (h *Handler) admit(ctx context.Context, t target, d string) (*manifest, err
 		return nil, err
 	}
 	if st.Hidden() {
-		return nil, refusal(art, st)
+		if !h.comeOfAge(ctx, st.Quarantine) {
+			return nil, refusal(art, st)
+		}
+		if st, err = h.status(ctx, art); err != nil {
+			return nil, err
+		}
 	}
 	m, err := h.manifest(ctx, t, d)
 	if err != nil {
@@ -87,6 +93,9 @@ func (h *Handler) allowed(ctx context.Context, t target, m *manifest, st cache.S
 		return false, "", nil, err
 	}
 	if v.Verified {
+		if f := h.signedYoung(t.digestArtifact(m.digest), v.SignedAt); f != nil {
+			return false, "", []verify.Finding{*f}, nil
+		}
 		return true, "signature verified (" + strings.Join(v.Signers, ", ") + ")", nil, nil
 	}
 	return false, "", v.Findings, nil
@@ -193,7 +202,7 @@ func (h *Handler) verify(ctx context.Context, t target, d string) (verdict, erro
 			h.o.Log.Warn("signature verification unavailable", "repo", t.key, "digest", d, "err", err)
 			return nil, errorf(http.StatusServiceUnavailable, codeUnavailable, "airlock: could not verify the signatures of %s@%s: %s", t.key, d, oneLine(err.Error()))
 		}
-		v := verdict{Verified: res.Verified, Findings: res.Findings, Signers: res.Signers, Time: h.now().UTC()}
+		v := verdict{Verified: res.Verified, Findings: res.Findings, Signers: res.Signers, Time: h.now().UTC(), SignedAt: res.SignedAt}
 		if !v.Verified && len(v.Findings) == 0 {
 			v.Findings = []verify.Finding{{Check: checkSignature, Message: "no valid signature under policy " + t.pol.Signature.ID(),
 				Evidence: map[string]string{"policy": t.pol.Signature.ID()}}}
