@@ -124,3 +124,56 @@ func ciSatisfied(ctx context.Context, f verify.Finding, ci ciCheck) (string, boo
 	}
 	return fmt.Sprintf("a CI record of %s matches %s", a, actual), true
 }
+
+// tighten holds what was served under a looser policy and the current one
+// would hold: an allowed artifact whose decision carries findings (the
+// warnings it was served with, or what dry-run would have held), judged
+// again under pol. Run at start, so that a check turned from warn to
+// quarantine, or dry-run turned to enforce, reaches cached copies too:
+// a lockfile install fetches a cached tarball by URL and never sees the
+// re-judged metadata. Cooldowns that have ended do not count; nothing
+// happens in dry-run.
+func tighten(ctx context.Context, meta cache.Meta, pol policy.Policy, now time.Time, ci ciCheck, log *slog.Logger) ([]string, error) {
+	if pol.Mode != policy.Enforce {
+		return nil, nil
+	}
+	keys, err := meta.ObservedKeys(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	known := policy.Defaults()
+	var held []string
+	for _, k := range keys {
+		a, err := verify.ParseArtifact(k)
+		if err != nil {
+			continue // an observation of something else (a tag's state)
+		}
+		st, err := meta.Status(ctx, a)
+		if errors.Is(err, cache.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return held, err
+		}
+		if st.Quarantine != nil || st.Decision.Verdict != verify.Allow || len(st.Decision.Findings) == 0 {
+			continue
+		}
+		live, _, ok := liveFindings(ctx, st.Decision.Findings, known, now, ci)
+		if !ok || len(live) == 0 {
+			continue
+		}
+		o := pol.For(a).Decide(live)
+		if o.Verdict == verify.Allow {
+			continue
+		}
+		st, err = meta.Decide(ctx, a, verify.Decision{Verdict: o.Verdict, Findings: o.Holding}, actorPolicy)
+		if err != nil {
+			return held, err
+		}
+		if st.Quarantine != nil {
+			held = append(held, st.Quarantine.ID)
+			log.Warn("held under the current policy", "artifact", a.String(), "quarantine_id", st.Quarantine.ID, "findings", len(o.Holding))
+		}
+	}
+	return held, nil
+}

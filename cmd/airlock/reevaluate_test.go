@@ -162,3 +162,53 @@ func TestReevaluateCIRecords(t *testing.T) {
 		t.Errorf("loosened: released %v, %v; want %s", released, err, ids["other"])
 	}
 }
+
+// A policy tightened in the file reaches what was already served: an
+// allowed artifact whose decision carries findings the policy now holds.
+func TestTighten(t *testing.T) {
+	ctx := context.Background()
+	meta, err := cache.OpenBolt(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer meta.Close()
+	now := time.Now()
+	served := func(a verify.Artifact, fs ...verify.Finding) {
+		t.Helper()
+		if _, _, err := meta.Observe(ctx, a.Key(), map[string]string{"integrity": "sha512-x"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := meta.Decide(ctx, a, verify.Decision{Verdict: verify.Allow, Findings: fs}, "airlock/npm"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	npmArt := func(name string) verify.Artifact {
+		return verify.Artifact{Ecosystem: verify.NPM, Name: name, Version: "1.0.0"}
+	}
+	script := verify.Finding{Check: policy.CheckInstallScript, Message: "postinstall"}
+	ended := verify.Finding{Check: policy.CheckCooldown, Message: "young", Evidence: map[string]string{"until": now.Add(-time.Hour).UTC().Format(time.RFC3339)}}
+	served(npmArt("script"), script)
+	served(npmArt("maintainer"), verify.Finding{Check: policy.CheckMaintainerAdded, Message: "new maintainer"})
+	served(npmArt("aged"), ended)
+	served(npmArt("clean"))
+	served(verify.Artifact{Ecosystem: verify.OCI, Name: "up/app", Version: "sha256:" + strings.Repeat("a", 64)}, verify.Finding{Check: "admission", Message: "signature verified"})
+	log := slog.New(slog.DiscardHandler)
+
+	dry := policy.Default()
+	dry.Mode = policy.DryRun
+	if held, err := tighten(ctx, meta, dry, now, nil, log); err != nil || len(held) != 0 {
+		t.Fatalf("dry-run held %v, %v", held, err)
+	}
+	held, err := tighten(ctx, meta, policy.Default(), now, nil, log)
+	if err != nil || len(held) != 1 {
+		t.Fatalf("held %v, %v; want one", held, err)
+	}
+	st, _ := meta.Status(ctx, npmArt("script"))
+	if st.Quarantine == nil || st.Quarantine.ID != held[0] || st.Quarantine.State != cache.Held || st.Quarantine.Findings[0].Check != policy.CheckInstallScript {
+		t.Errorf("script: %+v", st)
+	}
+	// Run again: nothing new.
+	if again, err := tighten(ctx, meta, policy.Default(), now, nil, log); err != nil || len(again) != 0 {
+		t.Errorf("second pass held %v, %v", again, err)
+	}
+}

@@ -123,6 +123,10 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		meta.Close()
 		return nil, fmt.Errorf("re-evaluating holds under the policy: %w", err)
 	}
+	if _, err := tighten(context.Background(), meta, pol, time.Now(), ci.Check, log); err != nil {
+		meta.Close()
+		return nil, fmt.Errorf("re-evaluating what was served under the policy: %w", err)
+	}
 	mal, err := loadMalicious(context.Background(), cfg.Policy.Malicious, meta, log.With("feed", "known-malicious"))
 	if err != nil {
 		meta.Close()

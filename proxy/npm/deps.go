@@ -45,7 +45,7 @@ func (h *Handler) newDependencyFindings(ctx context.Context, d *doc, i int, e po
 	})
 	var fs []verify.Finding
 	for _, dep := range deps {
-		if f := anomaly.NewDependency(hist[i], dep, e.Cooldown); f != nil {
+		if f := anomaly.NewDependency(d.name, hist[i], dep, e.Cooldown); f != nil {
 			fs = append(fs, *f)
 		}
 	}

@@ -46,8 +46,10 @@ type Dependency struct {
 // before the release that pulls it in, within cooldown of it (a payload
 // package made for the attack). A package created long ago and merely
 // updated recently is not news; its own versions face the cooldown when
-// they are fetched.
-func NewDependency(r Release, dep Dependency, cooldown time.Duration) *verify.Finding {
+// they are fetched. Nor is a new package of pkg's own npm scope: a
+// monorepo that splits out @acme/util publishes it together with the
+// @acme/widget that starts depending on it.
+func NewDependency(pkg string, r Release, dep Dependency, cooldown time.Duration) *verify.Finding {
 	ev := map[string]string{"dependency": dep.Name, "range": dep.Range}
 	var why []string
 	if v := dep.Resolved.Version; v != "" && len(dep.Resolved.InstallScripts) > 0 {
@@ -55,7 +57,8 @@ func NewDependency(r Release, dep Dependency, cooldown time.Duration) *verify.Fi
 		ev["dependency_scripts"] = strings.Join(dep.Resolved.InstallScripts, ",")
 		why = append(why, fmt.Sprintf("%s@%s runs %s on install", dep.Name, v, strings.Join(dep.Resolved.InstallScripts, ", ")))
 	}
-	if cooldown > 0 && !dep.Created.IsZero() && !r.Published.IsZero() && r.Published.Sub(dep.Created) < cooldown {
+	sameScope := npmScope(pkg) != "" && npmScope(pkg) == npmScope(dep.Name)
+	if cooldown > 0 && !sameScope && !dep.Created.IsZero() && !r.Published.IsZero() && r.Published.Sub(dep.Created) < cooldown {
 		ev["dependency_created"] = dep.Created.UTC().Format(time.RFC3339)
 		ev["published"] = r.Published.UTC().Format(time.RFC3339)
 		gap := r.Published.Sub(dep.Created)

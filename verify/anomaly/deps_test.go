@@ -44,26 +44,31 @@ func TestNewDependency(t *testing.T) {
 	r := anomaly.Release{Version: "1.14.1", Published: pub}
 	tests := []struct {
 		name string
+		pkg  string
 		dep  anomaly.Dependency
 		want []string // substrings of the message; nil: no finding
 	}{
-		{"payload package with a postinstall, created the day before", anomaly.Dependency{Name: "plain-crypto-js", Range: "^4.2.1", Created: pub.Add(-18 * time.Hour),
+		{"payload package with a postinstall, created the day before", "axios", anomaly.Dependency{Name: "plain-crypto-js", Range: "^4.2.1", Created: pub.Add(-18 * time.Hour),
 			Resolved: anomaly.Release{Version: "4.2.1", InstallScripts: []string{"postinstall"}}},
 			[]string{"plain-crypto-js@4.2.1 runs postinstall", "first published 18h0m0s before this release"}},
-		{"old package with an install script", anomaly.Dependency{Name: "esbuild", Range: "^0.25.0", Created: pub.AddDate(-5, 0, 0),
+		{"old package with an install script", "axios", anomaly.Dependency{Name: "esbuild", Range: "^0.25.0", Created: pub.AddDate(-5, 0, 0),
 			Resolved: anomaly.Release{Version: "0.25.9", InstallScripts: []string{"postinstall"}}},
 			[]string{"esbuild@0.25.9 runs postinstall"}},
-		{"package created after the release", anomaly.Dependency{Name: "later", Range: "*", Created: pub.Add(time.Hour)},
+		{"package created after the release", "axios", anomaly.Dependency{Name: "later", Range: "*", Created: pub.Add(time.Hour)},
 			[]string{"first published 1h0m0s after this release"}},
-		{"old package, no scripts", anomaly.Dependency{Name: "lodash", Range: "^4.17.21", Created: pub.AddDate(-10, 0, 0),
+		{"old package, no scripts", "axios", anomaly.Dependency{Name: "lodash", Range: "^4.17.21", Created: pub.AddDate(-10, 0, 0),
 			Resolved: anomaly.Release{Version: "4.17.21"}}, nil},
-		{"old package recently updated", anomaly.Dependency{Name: "debug", Range: "^4", Created: pub.AddDate(-10, 0, 0),
+		{"old package recently updated", "axios", anomaly.Dependency{Name: "debug", Range: "^4", Created: pub.AddDate(-10, 0, 0),
 			Resolved: anomaly.Release{Version: "4.4.3", Published: pub.Add(-time.Hour)}}, nil},
-		{"creation unknown, no scripts", anomaly.Dependency{Name: "x", Range: "git+https://example.com/x.git"}, nil},
+		{"creation unknown, no scripts", "axios", anomaly.Dependency{Name: "x", Range: "git+https://example.com/x.git"}, nil},
+		{"a new package of the same scope", "@acme/widget", anomaly.Dependency{Name: "@acme/util", Range: "~2.0.0", Created: pub},
+			nil},
+		{"a new package of another scope", "@acme/widget", anomaly.Dependency{Name: "@evil/util", Range: "~2.0.0", Created: pub},
+			[]string{"first published 0s before this release"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := anomaly.NewDependency(r, tt.dep, 24*time.Hour)
+			f := anomaly.NewDependency(tt.pkg, r, tt.dep, 24*time.Hour)
 			if tt.want == nil {
 				if f != nil {
 					t.Fatalf("finding %+v, want none", f)
@@ -85,7 +90,7 @@ func TestNewDependency(t *testing.T) {
 	}
 	// With the cooldown off, only install scripts count.
 	young := anomaly.Dependency{Name: "fresh", Range: "*", Created: pub.Add(-time.Hour)}
-	if f := anomaly.NewDependency(r, young, 0); f != nil {
+	if f := anomaly.NewDependency("axios", r, young, 0); f != nil {
 		t.Errorf("cooldown 0: %+v", f)
 	}
 }

@@ -171,7 +171,7 @@ func judge(h anomaly.History, deps []anomaly.Dependency, name, version string, n
 	if p := h[i].Published; e.ReviewWindow == 0 || p.IsZero() || now.Sub(p) < e.ReviewWindow {
 		fs = append(fs, anomaly.Check(h, i, anomaly.Options{})...)
 		for _, d := range deps {
-			if f := anomaly.NewDependency(h[i], d, e.Cooldown); f != nil {
+			if f := anomaly.NewDependency(name, h[i], d, e.Cooldown); f != nil {
 				fs = append(fs, *f)
 			}
 		}
