@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -103,6 +104,13 @@ policy:
 		t.Errorf("v1.1.0 record lacks both hashes: %+v", q)
 	}
 
+	// explain shows the same, from the checksum database's hash, without
+	// downloading anything.
+	if out, err := inst.cli(t, "explain", "go:example.com/acme/lib@v1.1.0"); err != nil ||
+		!strings.Contains(out, "ci-digest") || !strings.Contains(out, "differs from the one our CI built") || !strings.Contains(out, built) {
+		t.Errorf("airlock explain go:…@v1.1.0: %v\n%s", err, out)
+	}
+
 	// v1.2.0 is fetched before CI recorded it: held, then released by
 	// its record.
 	out, err = g.run(dir, "get", "example.com/acme/lib@v1.2.0")
@@ -187,6 +195,11 @@ policy:
 	q := recordFor(t, inst, "up/acme/app", digestOf(t, rebuilt))
 	if !hasFinding(q, "ci-digest") || q.Findings[0].Evidence["expected"] != digestOf(t, other) {
 		t.Errorf("1.1 record lacks the recorded digest: %+v", q)
+	}
+
+	if out, err := inst.cli(t, "explain", "oci:up/acme/app:1.1"); err != nil ||
+		!strings.Contains(out, "ci-digest") || !strings.Contains(out, digestOf(t, rebuilt)) || !regexp.MustCompile(`Verdict:\s+quarantine`).MatchString(out) {
+		t.Errorf("airlock explain oci:up/acme/app:1.1: %v\n%s", err, out)
 	}
 
 	// 1.2 is pulled before its record: held, then released by it.

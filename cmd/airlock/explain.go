@@ -19,8 +19,8 @@ func newExplainCmd(g *globalFlags) *cobra.Command {
 		Long: `Run the checks on one artifact, as the server would before serving it, without
 serving it: each check's result, the finding and its evidence, the action the
 policy maps it to, the resulting verdict, and the artifact's quarantine record
-if it has one. ARTIFACT is npm:name@version or go:module@version (OCI images
-are not explained yet).`,
+if it has one. ARTIFACT is npm:name@version, go:module@version, or
+oci:upstream/repository:tag (or @sha256:…).`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := newClient(g)

@@ -157,7 +157,7 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		GoMod:   goFront,
 		OCI:     ociFront,
 		NPM:     npmFront,
-		Admin:   admin.New(meta, tokens, log.With("front", "admin"), admin.WithExplainer(verify.NPM, npmFront.Explain), admin.WithExplainer(verify.Go, goFront.Explain), admin.WithCIRecords(ci)),
+		Admin:   admin.New(meta, tokens, log.With("front", "admin"), admin.WithExplainer(verify.NPM, npmFront.Explain), admin.WithExplainer(verify.Go, goFront.Explain), admin.WithExplainer(verify.OCI, ociFront.Explain), admin.WithCIRecords(ci)),
 		Metrics: m,
 		Log:     log,
 	})

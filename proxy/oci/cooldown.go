@@ -22,6 +22,20 @@ const actorCooldown = "airlock/cooldown"
 // nil when the manifest is old enough, the policy serves young images, or
 // the checks are off.
 func (h *Handler) signedYoung(a verify.Artifact, signed time.Time) *verify.Finding {
+	f := h.youngFinding(a, signed)
+	if f == nil {
+		return nil
+	}
+	if o := h.o.Checks.For(a).Decide([]verify.Finding{*f}); o.Verdict == verify.Allow {
+		h.o.Log.Warn("finding", "artifact", a.String(), "check", f.Check, "finding", f.Message, "dry_run", o.DryRun)
+		return nil
+	}
+	return f
+}
+
+// youngFinding is the cooldown finding of a signature log time within the
+// cooldown, before the policy decides what it leads to.
+func (h *Handler) youngFinding(a verify.Artifact, signed time.Time) *verify.Finding {
 	e := h.o.Checks.For(a)
 	if h.o.Checks.Mode == "" || e.Cooldown <= 0 || e.FastTrack || signed.IsZero() {
 		return nil
@@ -36,10 +50,6 @@ func (h *Handler) signedYoung(a verify.Artifact, signed time.Time) *verify.Findi
 		Message: fmt.Sprintf("signed %s ago (transparency log time %s), younger than the %s cooldown (served from %s)",
 			age.Round(time.Minute), signed.UTC().Format(time.RFC3339), e.Cooldown, until.UTC().Format(time.RFC3339)),
 		Evidence: map[string]string{"signed": signed.UTC().Format(time.RFC3339), "until": until.UTC().Format(time.RFC3339), "cooldown": e.Cooldown.String()}}
-	if o := e.Decide([]verify.Finding{f}); o.Verdict == verify.Allow {
-		h.o.Log.Warn("finding", "artifact", a.String(), "check", f.Check, "finding", f.Message, "dry_run", o.DryRun)
-		return nil
-	}
 	return &f
 }
 
