@@ -113,3 +113,40 @@ func TestBurstAcrossPackages(t *testing.T) {
 		t.Errorf("unrelated@1.0.1 held: %+v", st.Quarantine)
 	}
 }
+
+// TestLatestBackwards: a lower version published after a higher one and
+// tagged latest (which npm's client refuses to do implicitly) is held as
+// content-changed; a rollback of latest to an older release is not.
+func TestLatestBackwards(t *testing.T) {
+	ctx := context.Background()
+	reg := npmtest.New(t, npmtest.Options{})
+	now := time.Now()
+	for _, p := range []npmtest.Package{
+		{Name: "lib", Versions: []npmtest.Version{
+			{Version: "1.9.0", Published: now.Add(-100 * 24 * time.Hour)},
+			{Version: "2.0.0", Published: now.Add(-10 * 24 * time.Hour)},
+			{Version: "1.9.1", Published: now.Add(-48 * time.Hour)},
+		}, DistTags: map[string]string{"latest": "1.9.1"}},
+		{Name: "rolled-back", Versions: []npmtest.Version{
+			{Version: "1.9.0", Published: now.Add(-100 * 24 * time.Hour)},
+			{Version: "2.0.0", Published: now.Add(-10 * 24 * time.Hour)},
+		}, DistTags: map[string]string{"latest": "1.9.0"}},
+	} {
+		if err := reg.Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := newFixture(t, reg, func(o *npm.Options) { o.Checks = policy.Default() })
+	_, body := f.get(t, "/lib", "")
+	if latest := decode(t, body)["dist-tags"].(map[string]any)["latest"]; latest == "1.9.1" {
+		t.Error("latest still names 1.9.1")
+	}
+	st, err := f.meta.Status(ctx, verify.Artifact{Ecosystem: verify.NPM, Name: "lib", Version: "1.9.1"})
+	if err != nil || st.Quarantine == nil || st.Quarantine.Findings[0].Check != policy.CheckContentChanged || st.Quarantine.Findings[0].Evidence["higher"] != "2.0.0" {
+		t.Fatalf("1.9.1: %+v, %v", st, err)
+	}
+	_, body = f.get(t, "/rolled-back", "")
+	if latest := decode(t, body)["dist-tags"].(map[string]any)["latest"]; latest != "1.9.0" {
+		t.Errorf("a rollback's latest = %v", latest)
+	}
+}

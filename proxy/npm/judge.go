@@ -99,6 +99,11 @@ func (h *Handler) judge(ctx context.Context, d *doc, a verify.Artifact) (policy.
 	if p := hist[i].Published; e.ReviewWindow == 0 || p.IsZero() || now.Sub(p) < e.ReviewWindow {
 		fs = append(fs, d.historyFindings(i)...)
 		fs = append(fs, h.newDependencyFindings(ctx, d, i, e)...)
+		if d.pk.DistTags["latest"] == a.Version {
+			if f := anomaly.LatestBackwards(hist, i); f != nil {
+				fs = append(fs, *f)
+			}
+		}
 		if f := anomaly.PublishWindow(hist, i, e.Window); f != nil {
 			fs = append(fs, *f)
 		}

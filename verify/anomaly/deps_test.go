@@ -163,3 +163,25 @@ func TestPublishLogAdd(t *testing.T) {
 		t.Errorf("bounded log = %v, want the newest three", names)
 	}
 }
+
+func TestLatestBackwards(t *testing.T) {
+	at := time.Date(2026, 3, 31, 0, 0, 0, 0, time.UTC)
+	rel := func(v string, days int, pre bool) anomaly.Release {
+		return anomaly.Release{Version: v, Published: at.AddDate(0, 0, days), Prerelease: pre}
+	}
+	h := anomaly.History{
+		rel("1.9.0", -100, false),
+		rel("1.9.1", 0, false), // a backport published after 2.0.0
+		rel("2.0.0", -10, false),
+		rel("3.0.0-rc.1", -1, true),
+	}
+	if f := anomaly.LatestBackwards(h, 1); f == nil || f.Check != "content-changed" || f.Evidence["higher"] != "2.0.0" {
+		t.Errorf("a later lower release as latest: %+v", f)
+	}
+	if f := anomaly.LatestBackwards(h, 0); f != nil {
+		t.Errorf("a rollback to an older release: %+v", f)
+	}
+	if f := anomaly.LatestBackwards(h, 2); f != nil {
+		t.Errorf("the highest release (a prerelease above does not count): %+v", f)
+	}
+}
