@@ -108,6 +108,8 @@ type fakeVerifier struct {
 	err   error
 	// signedAt is the transparency-log time of the signatures that verify.
 	signedAt time.Time
+	// signers, when set for a digest, are its signers ("test-key" if not).
+	signers map[string][]string
 }
 
 func (v *fakeVerifier) Verify(_ context.Context, ref name.Digest, p oci.SignaturePolicy, _ ...remote.Option) (oci.VerifyResult, error) {
@@ -118,7 +120,11 @@ func (v *fakeVerifier) Verify(_ context.Context, ref name.Digest, p oci.Signatur
 		return oci.VerifyResult{}, v.err
 	}
 	if v.allow[ref.DigestStr()] {
-		return oci.VerifyResult{Verified: true, Signers: []string{"test-key"}, SignedAt: v.signedAt}, nil
+		signers := v.signers[ref.DigestStr()]
+		if signers == nil {
+			signers = []string{"test-key"}
+		}
+		return oci.VerifyResult{Verified: true, Signers: signers, SignedAt: v.signedAt}, nil
 	}
 	return oci.VerifyResult{Findings: []verify.Finding{{
 		Check: "signature", Message: "no signature by test-key under " + p.ID(),

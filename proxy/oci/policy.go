@@ -77,6 +77,16 @@ func (h *Handler) admit(ctx context.Context, t target, d string) (*manifest, err
 // allowed decides a manifest that is neither held nor blocked.
 func (h *Handler) allowed(ctx context.Context, t target, m *manifest, st cache.Status) (bool, string, []verify.Finding, error) {
 	if released(st) {
+		// A release vouches for the image's signers too: the next image
+		// they sign is not news.
+		var v verdict
+		if ok, err := h.getJSON(ctx, bucketVerdict, verdictKey(m.digest, t.pol), &v); err != nil {
+			return false, "", nil, err
+		} else if ok && v.Verified {
+			if err := h.rememberSigners(ctx, t, v.Signers); err != nil {
+				return false, "", nil, err
+			}
+		}
 		return true, "released by " + st.Quarantine.UpdatedBy + " (" + st.Quarantine.ID + ")", nil, nil
 	}
 	if subj, ok, err := h.materialOf(ctx, t, m); err != nil || ok {
@@ -93,8 +103,33 @@ func (h *Handler) allowed(ctx context.Context, t target, m *manifest, st cache.S
 		return false, "", nil, err
 	}
 	if v.Verified {
-		if f := h.signedYoung(t.digestArtifact(m.digest), v.SignedAt); f != nil {
-			return false, "", []verify.Finding{*f}, nil
+		a := t.digestArtifact(m.digest)
+		var holding []verify.Finding
+		if f := h.signedYoung(a, v.SignedAt); f != nil {
+			holding = append(holding, *f)
+		}
+		// Signers are judged once, when the image is first admitted.
+		admitted := !st.Decided.IsZero() && st.Decision.Verdict == verify.Allow
+		var f *verify.Finding
+		if !admitted {
+			if f, err = h.newSigner(ctx, t, v.Signers); err != nil {
+				return false, "", nil, err
+			}
+		}
+		if f != nil {
+			if o := h.o.Checks.For(a).Decide([]verify.Finding{*f}); o.Verdict != verify.Allow {
+				holding = append(holding, *f)
+			} else {
+				h.o.Log.Warn("finding", "artifact", a.String(), "check", f.Check, "finding", f.Message, "dry_run", o.DryRun)
+			}
+		}
+		if len(holding) > 0 {
+			return false, "", holding, nil
+		}
+		if !admitted {
+			if err := h.rememberSigners(ctx, t, v.Signers); err != nil {
+				return false, "", nil, err
+			}
 		}
 		return true, "signature verified (" + strings.Join(v.Signers, ", ") + ")", nil, nil
 	}
