@@ -25,7 +25,7 @@ const maxNewDependencies = 16
 func (h *Handler) newDependencyFindings(ctx context.Context, d *doc, i int, e policy.Effective) []verify.Finding {
 	hist := d.history()
 	deps := d.dependencies(i, func() []anomaly.Dependency {
-		names := anomaly.AddedDependencies(hist, i)
+		names := anomaly.AddedDependencies(hist, i, anomaly.DefaultSettled)
 		if len(names) > maxNewDependencies {
 			h.o.Log.Warn("release adds many dependencies; checking the first few", "package", d.name, "version", hist[i].Version,
 				"added", len(names), "checked", maxNewDependencies)

@@ -77,6 +77,37 @@ func (h History) before(i int) (Release, bool) {
 	return Release{}, false
 }
 
+// DefaultSettled is how long a release must have been public before the
+// release it is compared with came out: Options.Settled's default.
+const DefaultSettled = 24 * time.Hour
+
+// baseline is the release that release i is compared with: the newest
+// earlier release of its line (else, for the first of a line, of any
+// line) that had been public for settled when i came out. A release made
+// minutes before, as often by the same attacker (ua-parser-js 0.7.29,
+// 0.8.0 and 1.0.0 within minutes; eslint-config-prettier 10.1.6 and
+// 10.1.7), is no baseline: compared with it, the second malicious release
+// looks normal. A release without a publish time is not known to be
+// young, so it qualifies. When release i has no time, or no release is
+// old enough, it is the release just before (before).
+func (h History) baseline(i int, settled time.Duration) (Release, bool) {
+	if settled > 0 && !h[i].Published.IsZero() {
+		cut := h[i].Published.Add(-settled)
+		old := func(r Release) bool { return !r.Published.After(cut) }
+		for _, p := range h.previous(i, len(h)) {
+			if old(p) {
+				return p, true
+			}
+		}
+		for j := i - 1; j >= 0; j-- {
+			if (!h[j].Prerelease || h[i].Prerelease) && old(h[j]) {
+				return h[j], true
+			}
+		}
+	}
+	return h.before(i)
+}
+
 // Cooldown finds a release younger than d at now, or one whose age is
 // unknown: a missing publish time fails closed. The time is the
 // registry's, which an attacker cannot push back, never Airlock's first
@@ -120,8 +151,8 @@ func CooldownUntil(f verify.Finding) (time.Time, bool) {
 // InstallScriptAdded finds install hooks the release has and the one
 // before it in its line did not: most worms and stealers of npm takeovers
 // ran from a newly added postinstall.
-func InstallScriptAdded(h History, i int) *verify.Finding {
-	prev, ok := h.before(i)
+func InstallScriptAdded(h History, i int, settled time.Duration) *verify.Finding {
+	prev, ok := h.baseline(i, settled)
 	if !ok {
 		return nil
 	}
@@ -218,8 +249,8 @@ func NewPublisher(h History, i, n int) *verify.Finding {
 
 // MaintainerAdded finds maintainers the release lists and the one before
 // it did not.
-func MaintainerAdded(h History, i int) *verify.Finding {
-	prev, ok := h.before(i)
+func MaintainerAdded(h History, i int, settled time.Duration) *verify.Finding {
+	prev, ok := h.baseline(i, settled)
 	if !ok || len(prev.Maintainers) == 0 {
 		return nil
 	}
@@ -249,6 +280,10 @@ func dedupe(s []string) []string {
 type Options struct {
 	// Publishers is how many earlier releases new-publisher looks at.
 	Publishers int
+	// Settled is how long before a release the release it is compared
+	// with must have been published (install scripts, maintainers);
+	// DefaultSettled when zero.
+	Settled time.Duration
 }
 
 // Check runs every history check on release i (all but cooldown, which
@@ -257,12 +292,15 @@ func Check(h History, i int, o Options) []verify.Finding {
 	if o.Publishers <= 0 {
 		o.Publishers = 5
 	}
+	if o.Settled <= 0 {
+		o.Settled = DefaultSettled
+	}
 	var out []verify.Finding
 	for _, f := range []*verify.Finding{
-		InstallScriptAdded(h, i),
+		InstallScriptAdded(h, i, o.Settled),
 		ProvenanceRegression(h, i),
 		NewPublisher(h, i, o.Publishers),
-		MaintainerAdded(h, i),
+		MaintainerAdded(h, i, o.Settled),
 	} {
 		if f != nil {
 			out = append(out, *f)

@@ -64,7 +64,7 @@ func TestInstallScriptAdded(t *testing.T) {
 		{"first release ever", History{with(rel("0.0.1", "0.0", 0), post)}, 0, ""},
 		{"prereleases skipped for a release", History{rel("1.0.0", "1", 30), with(with(rel("1.0.1-rc.1", "1", 10), post), func(r *Release) { r.Prerelease = true }), with(rel("1.0.1", "1", 0), post)}, 2, "postinstall"},
 	} {
-		f := InstallScriptAdded(tc.h, tc.i)
+		f := InstallScriptAdded(tc.h, tc.i, 0)
 		got := ""
 		if f != nil {
 			got = f.Evidence["added"]

@@ -10,12 +10,12 @@ import (
 	"github.com/airlock-proxy/airlock/verify"
 )
 
-// AddedDependencies returns the dependencies release i has that the
-// release before it in its line did not (name → range), in name order.
-// The first release has none: everything is new there, and nothing is
-// news.
-func AddedDependencies(h History, i int) []string {
-	prev, ok := h.before(i)
+// AddedDependencies returns the dependencies release i has that its
+// baseline (the release before it that had been public for settled, see
+// baseline) did not, in name order. The first release has none:
+// everything is new there, and nothing is news.
+func AddedDependencies(h History, i int, settled time.Duration) []string {
+	prev, ok := h.baseline(i, settled)
 	if !ok {
 		return nil
 	}

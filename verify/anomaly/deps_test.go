@@ -33,7 +33,7 @@ func TestAddedDependencies(t *testing.T) {
 		{3, nil},
 	}
 	for _, tt := range tests {
-		if got := anomaly.AddedDependencies(h, tt.i); !slices.Equal(got, tt.want) {
+		if got := anomaly.AddedDependencies(h, tt.i, 0); !slices.Equal(got, tt.want) {
 			t.Errorf("AddedDependencies(%s) = %v, want %v", h[tt.i].Version, got, tt.want)
 		}
 	}

@@ -329,8 +329,8 @@ const (
 	wantIncidents       = 10
 	wantHeldTen         = 10
 	wantHeldAdvisory    = 10
-	wantHeldHistory     = 5
-	wantVersionsHistory = 11
+	wantHeldHistory     = 7
+	wantVersionsHistory = 14
 	wantVersions        = 17
 )
 
