@@ -17,8 +17,8 @@ import (
 // TestNewDependency: the axios 2026-03 shape. A patch release adds a
 // dependency on a package created the day before, whose version runs a
 // postinstall; the release itself has no install script. It is held for
-// the dependency; a release adding an old dependency without scripts is
-// not.
+// the dependency, and so is the next release an hour later; a release
+// adding an old dependency without scripts is not.
 func TestNewDependency(t *testing.T) {
 	ctx := context.Background()
 	reg := npmtest.New(t, npmtest.Options{})
@@ -38,6 +38,10 @@ func TestNewDependency(t *testing.T) {
 		{Version: "1.14.0", Published: now.Add(-30 * 24 * time.Hour)},
 		{Version: "1.14.1", Published: now.Add(-48 * time.Hour), Dependencies: map[string]string{"plain-crypto-js": "^4.2.0"}},
 		{Version: "1.14.2", Published: now.Add(-47 * time.Hour), Dependencies: map[string]string{"plain-crypto-js": "^4.2.0", "left-pad": "^1.3.0"}},
+	}})
+	add(npmtest.Package{Name: "tidy", Versions: []npmtest.Version{
+		{Version: "2.0.0", Published: now.Add(-30 * 24 * time.Hour)},
+		{Version: "2.0.1", Published: now.Add(-48 * time.Hour), Dependencies: map[string]string{"left-pad": "^1.3.0"}},
 	}})
 	f := newFixture(t, reg, func(o *npm.Options) { o.Checks = policy.Default() })
 	_, body := f.get(t, "/client", "")
@@ -62,16 +66,19 @@ func TestNewDependency(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(npmError(t, body), "plain-crypto-js") {
 		t.Errorf("tarball 1.14.1 = %d %s", resp.StatusCode, body)
 	}
-	// 1.14.2 adds only left-pad, three years old and script-free; what
-	// it shares with 1.14.1 is not new to it.
-	if _, ok := vs["1.14.2"]; !ok {
-		if st, _ := f.meta.Status(ctx, verify.Artifact{Ecosystem: verify.NPM, Name: "client", Version: "1.14.2"}); st.Quarantine != nil {
-			t.Errorf("1.14.2 held: %+v", st.Quarantine.Findings)
-		} else {
-			t.Error("1.14.2 withheld")
-		}
+	// 1.14.2, an hour after 1.14.1, is compared with 1.14.0 (1.14.1 had
+	// not been public for a day): the payload is as new in it.
+	if st, _ := f.meta.Status(ctx, verify.Artifact{Ecosystem: verify.NPM, Name: "client", Version: "1.14.2"}); st.Quarantine == nil ||
+		st.Quarantine.Findings[0].Evidence["dependency"] != "plain-crypto-js" {
+		t.Errorf("1.14.2: %+v", st.Quarantine)
 	}
-	if qs, _ := f.meta.Quarantines(ctx, cache.QuarantineFilter{}); len(qs) != 1 {
+	// A release adding only an old, script-free dependency is not held.
+	_, body = f.get(t, "/tidy", "")
+	if _, ok := decode(t, body)["versions"].(map[string]any)["2.0.1"]; !ok {
+		st, _ := f.meta.Status(ctx, verify.Artifact{Ecosystem: verify.NPM, Name: "tidy", Version: "2.0.1"})
+		t.Errorf("tidy@2.0.1 withheld: %+v", st.Quarantine)
+	}
+	if qs, _ := f.meta.Quarantines(ctx, cache.QuarantineFilter{}); len(qs) != 2 {
 		t.Errorf("records: %+v", qs)
 	}
 }
