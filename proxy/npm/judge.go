@@ -53,8 +53,12 @@ func release(pk *packument.Packument, v *packument.Version) anomaly.Release {
 	for _, m := range v.Maintainers {
 		r.Maintainers = append(r.Maintainers, m.Name)
 	}
-	for k := range v.InstallScripts() {
+	for k, cmd := range v.InstallScripts() {
 		r.InstallScripts = append(r.InstallScripts, k)
+		if r.InstallCommands == nil {
+			r.InstallCommands = map[string]string{}
+		}
+		r.InstallCommands[k] = cmd
 	}
 	if v.Gypfile {
 		r.InstallScripts = append(r.InstallScripts, "gypfile")

@@ -37,7 +37,9 @@ type Release struct {
 	// preinstall, install, postinstall, and gypfile (an implicit
 	// node-gyp rebuild).
 	InstallScripts []string
-	Maintainers    []string
+	// InstallCommands are the install hooks' commands, by hook name.
+	InstallCommands map[string]string
+	Maintainers     []string
 	// Dependencies are the runtime dependencies, name → range.
 	Dependencies map[string]string
 }
@@ -298,6 +300,7 @@ func Check(h History, i int, o Options) []verify.Finding {
 	var out []verify.Finding
 	for _, f := range []*verify.Finding{
 		InstallScriptAdded(h, i, o.Settled),
+		InstallScriptChanged(h, i, o.Settled),
 		ProvenanceRegression(h, i),
 		NewPublisher(h, i, o.Publishers),
 		MaintainerAdded(h, i, o.Settled),

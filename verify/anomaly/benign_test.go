@@ -180,8 +180,12 @@ func npmHistory(pk pkDoc) anomaly.History {
 		}
 		r.Maintainers = pv.maintainers()
 		for _, k := range []string{"preinstall", "install", "postinstall"} {
-			if pv.script(k) != "" {
+			if cmd := pv.script(k); cmd != "" {
 				r.InstallScripts = append(r.InstallScripts, k)
+				if r.InstallCommands == nil {
+					r.InstallCommands = map[string]string{}
+				}
+				r.InstallCommands[k] = cmd
 			}
 		}
 		if string(pv.Gypfile) == "true" {

@@ -185,3 +185,43 @@ func TestLatestBackwards(t *testing.T) {
 		t.Errorf("the highest release (a prerelease above does not count): %+v", f)
 	}
 }
+
+func TestInstallScriptChanged(t *testing.T) {
+	at := time.Date(2025, 8, 26, 22, 32, 0, 0, time.UTC)
+	rel := func(v string, days int, cmds map[string]string) anomaly.Release {
+		return anomaly.Release{Version: v, Line: "21", Published: at.AddDate(0, 0, days), InstallCommands: cmds}
+	}
+	post := func(c string) map[string]string { return map[string]string{"postinstall": c} }
+	tests := []struct {
+		name string
+		h    anomaly.History
+		want string // substring; "" for none
+	}{
+		{"nx: same hook, another command", anomaly.History{rel("21.4.1", -5, post("node ./bin/post-install")), rel("21.5.0", 0, post("node telemetry.js"))},
+			`postinstall from "node ./bin/post-install" to "node telemetry.js"`},
+		{"unchanged", anomaly.History{rel("1.0.0", -5, post("node-gyp rebuild")), rel("1.0.1", 0, post("node-gyp rebuild"))}, ""},
+		{"moved to another hook", anomaly.History{
+			rel("18.1.0", -5, map[string]string{"install": "node install.js"}),
+			rel("18.2.0", 0, map[string]string{"postinstall": "node install.js"})}, ""},
+		{"a new hook is not a change", anomaly.History{rel("1.0.0", -5, nil), rel("1.0.1", 0, post("node x.js"))}, ""},
+		{"only the form changed", anomaly.History{rel("0.4.3", -5, map[string]string{"install": "./bin/install.js"}),
+			rel("0.5.0", 0, map[string]string{"install": "node  ./bin/install.js || exit 0"})}, ""},
+		{"nx 21.x: a tolerated failure does not hide a new script", anomaly.History{rel("21.4.1", -5, post("node ./bin/post-install || exit 0")),
+			rel("21.5.0", 0, post("node telemetry.js"))}, "telemetry.js"},
+		{"compared with the settled release, not the attacker's previous one", anomaly.History{
+			rel("21.4.0", -5, post("node ./bin/post-install")),
+			anomaly.Release{Version: "21.4.1", Line: "21", Published: at.Add(-10 * time.Minute), InstallCommands: post("node telemetry.js")},
+			rel("21.5.0", 0, post("node telemetry.js"))}, "node telemetry.js"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := anomaly.InstallScriptChanged(tt.h, len(tt.h)-1, anomaly.DefaultSettled)
+			switch {
+			case tt.want == "" && f != nil:
+				t.Errorf("finding %+v", f)
+			case tt.want != "" && (f == nil || f.Check != "install-script-changed" || !strings.Contains(f.Message, tt.want)):
+				t.Errorf("finding %+v, want %q", f, tt.want)
+			}
+		})
+	}
+}

@@ -65,7 +65,9 @@ type incidentRelease struct {
 	// Provenance is null when unknown; the checks then see none.
 	Provenance     *bool    `json:"provenance"`
 	InstallScripts []string `json:"install_scripts"`
-	Maintainers    []string `json:"maintainers"`
+	// InstallCommands are the hooks' commands where known.
+	InstallCommands map[string]string `json:"install_commands"`
+	Maintainers     []string          `json:"maintainers"`
 	// AddedDependencies are dependencies this release added, with what
 	// their range resolved to when it was published.
 	AddedDependencies []incidentDep `json:"added_dependencies"`
@@ -141,7 +143,7 @@ func (in incident) historyAt(t *testing.T, now time.Time) anomaly.History {
 			Version: r.Version, Line: r.Line, Prerelease: semver.Prerelease("v"+r.Version) != "",
 			Published: p, Publisher: r.Publisher, TrustedPublisher: r.TrustedPublisher,
 			Provenance: r.Provenance != nil && *r.Provenance, InstallScripts: slices.Sorted(slices.Values(r.InstallScripts)),
-			Maintainers: r.Maintainers,
+			InstallCommands: r.InstallCommands, Maintainers: r.Maintainers,
 		})
 	}
 	slices.SortStableFunc(h, func(a, b anomaly.Release) int { return semver.Compare("v"+a.Version, "v"+b.Version) })
@@ -329,8 +331,8 @@ const (
 	wantIncidents       = 10
 	wantHeldTen         = 10
 	wantHeldAdvisory    = 10
-	wantHeldHistory     = 7
-	wantVersionsHistory = 14
+	wantHeldHistory     = 8
+	wantVersionsHistory = 15
 	wantVersions        = 17
 )
 

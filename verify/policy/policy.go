@@ -52,6 +52,7 @@ const (
 const (
 	CheckCooldown          = "cooldown"
 	CheckInstallScript     = "install-script-added"
+	CheckInstallChanged    = "install-script-changed"
 	CheckProvenanceRegress = "provenance-regression"
 	CheckNewPublisher      = "new-publisher"
 	CheckMaintainerAdded   = "maintainer-added"
@@ -69,6 +70,7 @@ func Defaults() map[string]Action {
 	return map[string]Action{
 		CheckCooldown:          Quarantine,
 		CheckInstallScript:     Quarantine,
+		CheckInstallChanged:    Quarantine,
 		CheckProvenanceRegress: Quarantine,
 		CheckNewPublisher:      Quarantine,
 		CheckMaintainerAdded:   Warn,
