@@ -87,24 +87,13 @@ func (h *Handler) Explain(ctx context.Context, a verify.Artifact) (policy.Explan
 	if err != nil {
 		return policy.Explanation{}, err
 	}
+	run := policy.Run{Ran: ran, Findings: fs, Fixed: fixed, Notes: notes, Off: h.o.Checks.Mode == ""}
 	if q := st.Quarantine; q != nil {
 		// Findings of a download (a hash mismatch, a malformed zip) are
 		// known only from the record.
-		for _, f := range q.Findings {
-			if _, ok := fixed[f.Check]; ok && !hasCheck(fs, f.Check) {
-				fs = append(fs, f)
-			}
-		}
+		run.Recorded = q.Findings
 	}
-	x := e.Explain(a, ran, fs, fixed)
-	if h.o.Checks.Mode == "" {
-		x.Mode = "off"
-	}
-	for _, n := range notes {
-		if !hasCheck(fs, n.Check) {
-			x.Checks = append(x.Checks, n)
-		}
-	}
+	x := e.Explain(a, run)
 	if len(obs.Fields) > 0 {
 		x.Facts = obs.Fields
 	}
@@ -115,13 +104,4 @@ func (h *Handler) Explain(ctx context.Context, a verify.Artifact) (policy.Explan
 		x.Checks = append(x.Checks, policy.Checked{Check: "sumdb-zip", Result: policy.NotRun, Note: "the zip is checked against the database when first downloaded"})
 	}
 	return x, nil
-}
-
-func hasCheck(fs []verify.Finding, check string) bool {
-	for _, f := range fs {
-		if f.Check == check {
-			return true
-		}
-	}
-	return false
 }

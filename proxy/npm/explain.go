@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/airlock-proxy/airlock/cache"
 	"github.com/airlock-proxy/airlock/verify"
@@ -59,19 +58,13 @@ func (h *Handler) Explain(ctx context.Context, a verify.Artifact) (policy.Explan
 	if err != nil {
 		return policy.Explanation{}, err
 	}
+	run := policy.Run{Ran: ran, Findings: fs, Fixed: fixed, Off: !h.checksOn()}
 	if q := st.Quarantine; q != nil {
 		// Findings made when the tarball was fetched (integrity,
 		// provenance) are known only from the record.
-		for _, f := range q.Findings {
-			if _, ok := fixed[f.Check]; ok && !hasCheck(fs, f.Check) {
-				fs = append(fs, f)
-			}
-		}
+		run.Recorded = q.Findings
 	}
-	x := e.Explain(a, ran, fs, fixed)
-	if !h.checksOn() {
-		x.Mode = "off"
-	}
+	x := e.Explain(a, run)
 	obs, err := h.o.Meta.Observation(ctx, a.Key())
 	switch {
 	case err == nil:
@@ -94,13 +87,4 @@ func (h *Handler) Explain(ctx context.Context, a verify.Artifact) (policy.Explan
 		x.Quarantine, x.State = q.ID, string(q.State)
 	}
 	return x, nil
-}
-
-func hasCheck(fs []verify.Finding, check string) bool {
-	for _, f := range fs {
-		if strings.EqualFold(f.Check, check) {
-			return true
-		}
-	}
-	return false
 }

@@ -80,19 +80,10 @@ func TestTakedowns(t *testing.T) {
 	}
 	for _, v := range []string{"1.0.0", "1.1.0"} {
 		st, _ := f.meta.Status(ctx, verify.Artifact{Ecosystem: verify.NPM, Name: "pkg", Version: v})
-		if st.Quarantine == nil || st.Decision.Verdict != verify.Deny || !hasCheck(st.Quarantine.Findings, policy.CheckKnownMalicious) {
+		if st.Quarantine == nil || st.Decision.Verdict != verify.Deny || !policy.HasCheck(st.Quarantine.Findings, policy.CheckKnownMalicious) {
 			t.Errorf("%s after the security takedown: %+v", v, st)
 		}
 	}
-}
-
-func hasCheck(fs []verify.Finding, check string) bool {
-	for _, f := range fs {
-		if f.Check == check {
-			return true
-		}
-	}
-	return false
 }
 
 // In dry-run a takedown is logged, not held.

@@ -303,16 +303,41 @@ const (
 	Holding = "holding"
 )
 
-// Explain builds the explanation of findings from the checks that ran:
-// each ran check passes unless a finding names it. Verification checks
-// that always hold (integrity, signatures) are passed in fixed with their
-// own action.
-func (e Effective) Explain(a verify.Artifact, ran []string, fs []verify.Finding, fixed map[string]Action) Explanation {
+// Run is what an explainer found about one artifact.
+type Run struct {
+	// Ran are the checks that ran; each passes unless a finding names it.
+	Ran      []string
+	Findings []verify.Finding
+	// Fixed are the verification checks that always hold (integrity,
+	// signatures), with their own action.
+	Fixed map[string]Action
+	// Recorded are the findings of the artifact's quarantine record. Those
+	// of fixed checks that did not run now (a download's integrity
+	// failure) are added: only the record knows them.
+	Recorded []verify.Finding
+	// Notes are checks that did not run, and why; one a finding names is
+	// dropped.
+	Notes []Checked
+	// Off says the publish-time checks are off (no policy section).
+	Off bool
+}
+
+// Explain builds the explanation of a run under the policy.
+func (e Effective) Explain(a verify.Artifact, r Run) Explanation {
+	fs := slices.Clone(r.Findings)
+	for _, f := range r.Recorded {
+		if _, ok := r.Fixed[f.Check]; ok && !HasCheck(fs, f.Check) {
+			fs = append(fs, f)
+		}
+	}
 	x := Explanation{Artifact: a, Mode: e.Mode, Rule: e.Rule}
+	if r.Off {
+		x.Mode = "off"
+	}
 	var policyFindings []verify.Finding
 	seen := map[string]bool{}
 	for _, f := range fs {
-		act, isFixed := fixed[f.Check]
+		act, isFixed := r.Fixed[f.Check]
 		if !isFixed {
 			act = e.Action(f.Check)
 			policyFindings = append(policyFindings, f)
@@ -320,18 +345,29 @@ func (e Effective) Explain(a verify.Artifact, ran []string, fs []verify.Finding,
 		x.Checks = append(x.Checks, Checked{Check: f.Check, Result: Found, Action: act, Finding: &f})
 		seen[f.Check] = true
 	}
-	for _, c := range ran {
+	for _, c := range r.Ran {
 		if !seen[c] {
 			x.Checks = append(x.Checks, Checked{Check: c, Result: Pass})
+			seen[c] = true
+		}
+	}
+	for _, n := range r.Notes {
+		if !seen[n.Check] {
+			x.Checks = append(x.Checks, n)
 		}
 	}
 	x.Verdict = e.Decide(policyFindings).Verdict
 	for _, f := range fs {
-		if _, isFixed := fixed[f.Check]; isFixed && x.Verdict == verify.Allow {
+		if _, isFixed := r.Fixed[f.Check]; isFixed && x.Verdict == verify.Allow {
 			x.Verdict = verify.Quarantine
 		}
 	}
 	return x
+}
+
+// HasCheck reports whether a finding of check is among fs.
+func HasCheck(fs []verify.Finding, check string) bool {
+	return slices.ContainsFunc(fs, func(f verify.Finding) bool { return f.Check == check })
 }
 
 // NoCIRecords is the CI check of a proxy that keeps no CI records: in a

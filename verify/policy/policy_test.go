@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -107,5 +108,50 @@ func TestValidate(t *testing.T) {
 		if p.Validate() == nil {
 			t.Errorf("Validate(%+v) passed", p)
 		}
+	}
+}
+
+func TestExplain(t *testing.T) {
+	e := Default().For(verify.Artifact{Ecosystem: verify.NPM, Name: "lib", Version: "1.0.1"})
+	a := verify.Artifact{Ecosystem: verify.NPM, Name: "lib", Version: "1.0.1"}
+	script := verify.Finding{Check: CheckInstallScript, Message: "adds postinstall"}
+	integrity := verify.Finding{Check: "npm-integrity", Message: "bytes differ"}
+	tests := []struct {
+		name    string
+		run     Run
+		verdict verify.Verdict
+		checks  map[string]string // check → result
+	}{
+		{"clean", Run{Ran: []string{CheckCooldown, CheckInstallScript}}, verify.Allow,
+			map[string]string{CheckCooldown: Pass, CheckInstallScript: Pass}},
+		{"a policy finding", Run{Ran: []string{CheckCooldown, CheckInstallScript}, Findings: []verify.Finding{script}}, verify.Quarantine,
+			map[string]string{CheckCooldown: Pass, CheckInstallScript: Found}},
+		{"a fixed check from the record", Run{Ran: []string{CheckCooldown}, Fixed: map[string]Action{"npm-integrity": Quarantine},
+			Recorded: []verify.Finding{integrity, script}}, verify.Quarantine,
+			map[string]string{CheckCooldown: Pass, "npm-integrity": Found}},
+		{"a note a finding overrides", Run{Findings: []verify.Finding{script},
+			Notes: []Checked{{Check: CheckInstallScript, Result: NotRun}, {Check: "signature", Result: NotRun}}}, verify.Quarantine,
+			map[string]string{CheckInstallScript: Found, "signature": NotRun}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			x := e.Explain(a, tt.run)
+			if x.Verdict != tt.verdict {
+				t.Errorf("verdict %s, want %s", x.Verdict, tt.verdict)
+			}
+			got := map[string]string{}
+			for _, c := range x.Checks {
+				if _, dup := got[c.Check]; dup {
+					t.Errorf("%s listed twice", c.Check)
+				}
+				got[c.Check] = c.Result
+			}
+			if !maps.Equal(got, tt.checks) {
+				t.Errorf("checks %v, want %v", got, tt.checks)
+			}
+		})
+	}
+	if x := e.Explain(a, Run{Off: true}); x.Mode != "off" {
+		t.Errorf("mode %q", x.Mode)
 	}
 }
