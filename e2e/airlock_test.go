@@ -27,7 +27,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "airlock")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/airlock")
+	// -tags e2e: the clock can be shifted (cmd/airlock/clock_e2e.go).
+	build := exec.Command("go", "build", "-tags", "e2e", "-o", binary, "../cmd/airlock")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building airlock:", err)
@@ -60,14 +61,15 @@ func startAirlock(t *testing.T, configYAML string) *instance {
 }
 
 // startAirlockOn is startAirlock on a given data directory (a restart uses
-// the one before it).
-func startAirlockOn(t *testing.T, configYAML, data string) *instance {
+// the one before it), with env added to the process's environment.
+func startAirlockOn(t *testing.T, configYAML, data string, env ...string) *instance {
 	t.Helper()
 	cfgFile := filepath.Join(t.TempDir(), "airlock.yaml")
 	if err := os.WriteFile(cfgFile, []byte(configYAML), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(binary, "serve", "--config", cfgFile, "--data", data, "--listen", "127.0.0.1:0", "--log-format", "json")
+	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -158,11 +158,12 @@ func (inst *instance) stop(t *testing.T) {
 }
 
 // restartAirlock stops inst and runs `airlock serve` again on the same data
-// directory, as startAirlock does on a fresh one.
-func restartAirlock(t *testing.T, inst *instance, configYAML string) *instance {
+// directory, as startAirlock does on a fresh one, with env added (e.g.
+// AIRLOCK_E2E_CLOCK_OFFSET=25h: a day later).
+func restartAirlock(t *testing.T, inst *instance, configYAML string, env ...string) *instance {
 	t.Helper()
 	inst.stop(t)
-	next := startAirlockOn(t, configYAML, inst.Data)
+	next := startAirlockOn(t, configYAML, inst.Data, env...)
 	if next.Token != inst.Token {
 		t.Errorf("the admin token changed across a restart on the same data directory")
 	}

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
@@ -40,7 +41,7 @@ func ciServer(t *testing.T) (string, *ciRecords) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { meta.Close() })
-	ci := newCIRecords(meta, policy.Default(), slog.New(slog.DiscardHandler))
+	ci := newCIRecords(meta, policy.Default(), time.Now, slog.New(slog.DiscardHandler))
 	h := admin.New(meta, []admin.Token{{Name: "release", Scopes: []string{admin.ScopeCI}, Hash: admin.HashToken(ciSecret)}}, nil, admin.WithCIRecords(ci))
 	srv := httptest.NewServer(proxy.New(proxy.Options{Admin: h}))
 	t.Cleanup(srv.Close)

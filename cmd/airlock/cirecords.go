@@ -51,10 +51,10 @@ type ciRecords struct {
 	log     *slog.Logger
 }
 
-func newCIRecords(meta cache.Meta, pol policy.Policy, log *slog.Logger) *ciRecords {
+func newCIRecords(meta cache.Meta, pol policy.Policy, now func() time.Time, log *slog.Logger) *ciRecords {
 	return &ciRecords{
-		records: cirecord.New(bucketStore{meta, cirecord.Bucket}, nil),
-		meta:    meta, policy: pol, now: time.Now, log: log,
+		records: cirecord.New(bucketStore{meta, cirecord.Bucket}, now),
+		meta:    meta, policy: pol, now: now, log: log,
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/airlock-proxy/airlock/cache"
 	"github.com/airlock-proxy/airlock/config"
@@ -16,10 +17,11 @@ import (
 )
 
 // newNPMFront builds the npm registry front from the npm section.
-func newNPMFront(cfg config.NPM, pol policy.Policy, ci ciCheck, mal *malicious, meta cache.Meta, blobs cache.Blobs, m *metrics.Set, log *slog.Logger) (*npm.Handler, error) {
+func newNPMFront(cfg config.NPM, pol policy.Policy, ci ciCheck, now func() time.Time, mal *malicious, meta cache.Meta, blobs cache.Blobs, m *metrics.Set, log *slog.Logger) (*npm.Handler, error) {
 	o := npm.Options{
 		Checks:    pol,
 		CI:        ci,
+		Now:       now,
 		Malicious: mal.Findings,
 		Upstream:  cfg.Upstream, URL: cfg.URL,
 		Client:       &http.Client{Timeout: cfg.Timeout.D(), Transport: upstreamTransport()},

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 
@@ -17,7 +18,7 @@ import (
 )
 
 // newOCIFront builds the registry front from the oci section.
-func newOCIFront(cfg config.OCI, pol policy.Policy, ci ciCheck, meta cache.Meta, blobs cache.Blobs, m *metrics.Set, log *slog.Logger) (*oci.Handler, error) {
+func newOCIFront(cfg config.OCI, pol policy.Policy, ci ciCheck, now func() time.Time, meta cache.Meta, blobs cache.Blobs, m *metrics.Set, log *slog.Logger) (*oci.Handler, error) {
 	var ups []oci.Upstream
 	for _, u := range cfg.Upstreams {
 		up := oci.Upstream{Name: u.Name, URL: u.URL, Hosts: u.Hosts, Mirror: u.Mirror}
@@ -56,6 +57,7 @@ func newOCIFront(cfg config.OCI, pol policy.Policy, ci ciCheck, meta cache.Meta,
 	return oci.New(oci.Options{
 		Checks:    pol,
 		CI:        ci,
+		Now:       now,
 		Upstreams: ups,
 		Policy: func(repo string) oci.Policy {
 			for i, p := range cfg.Policies {

@@ -91,7 +91,7 @@ func TestReevaluateCIRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer meta.Close()
-	ci := newCIRecords(meta, policy.Default(), slog.New(slog.DiscardHandler))
+	ci := newCIRecords(meta, policy.Default(), time.Now, slog.New(slog.DiscardHandler))
 	h1 := func(seed string) string {
 		sum := sha256.Sum256([]byte(seed))
 		return "h1:" + base64.StdEncoding.EncodeToString(sum[:])

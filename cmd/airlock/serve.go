@@ -88,7 +88,8 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	meta, err := cache.OpenBolt(filepath.Join(cfg.Data, "airlock.db"))
+	now := serverClock()
+	meta, err := cache.OpenBolt(filepath.Join(cfg.Data, "airlock.db"), cache.WithClock(now))
 	if err != nil {
 		return nil, err
 	}
@@ -118,12 +119,12 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		meta.Close()
 		return nil, err
 	}
-	ci := newCIRecords(meta, pol, log.With("part", "ci-records"))
-	if _, err := reevaluate(context.Background(), meta, pol, time.Now(), ci.Check, cache.QuarantineFilter{}, log); err != nil {
+	ci := newCIRecords(meta, pol, now, log.With("part", "ci-records"))
+	if _, err := reevaluate(context.Background(), meta, pol, now(), ci.Check, cache.QuarantineFilter{}, log); err != nil {
 		meta.Close()
 		return nil, fmt.Errorf("re-evaluating holds under the policy: %w", err)
 	}
-	if _, err := tighten(context.Background(), meta, pol, time.Now(), ci.Check, log); err != nil {
+	if _, err := tighten(context.Background(), meta, pol, now(), ci.Check, log); err != nil {
 		meta.Close()
 		return nil, fmt.Errorf("re-evaluating what was served under the policy: %w", err)
 	}
@@ -141,14 +142,14 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		Verifier: verifier, Meta: meta, Blobs: blobs, Private: private,
 		MaxZip: int64(cfg.Go.MaxZip), MaxMod: int64(cfg.Go.MaxMod), MaxInfo: int64(cfg.Go.MaxInfo),
 		ListTTL: cfg.Go.ListTTL.D(), ReadAhead: cfg.Go.ReadAhead, Log: log.With("front", "go"), Metrics: m,
-		Checks: pol, Malicious: mal.Findings, CI: ci.Check,
+		Checks: pol, Malicious: mal.Findings, CI: ci.Check, Now: now,
 	})
-	ociFront, err := newOCIFront(cfg.OCI, pol, ci.Check, meta, blobs, m, log.With("front", "oci"))
+	ociFront, err := newOCIFront(cfg.OCI, pol, ci.Check, now, meta, blobs, m, log.With("front", "oci"))
 	if err != nil {
 		meta.Close()
 		return nil, err
 	}
-	npmFront, err := newNPMFront(cfg.NPM, pol, ci.Check, mal, meta, blobs, m, log.With("front", "npm"))
+	npmFront, err := newNPMFront(cfg.NPM, pol, ci.Check, now, mal, meta, blobs, m, log.With("front", "npm"))
 	if err != nil {
 		meta.Close()
 		return nil, err

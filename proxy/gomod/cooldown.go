@@ -91,19 +91,27 @@ func (h *Handler) treeSamples(ctx context.Context) ([]treeSample, error) {
 }
 
 // appearedBy bounds when record rec entered the log: by the first sample
-// whose tree contains it, or, when none does yet, by firstSeen (Airlock saw
-// it after the last sample). ok is false when the record predates the
-// first sample: then the samples say nothing of its age.
+// whose tree contains it, or by firstSeen (when Airlock first got the
+// record id from the database, so it was in the log then), whichever is
+// earlier. A sample taken after a long pause (Airlock stopped, or no
+// verification for days) must not make a record Airlock saw long before
+// look new. ok is false when the record predates the first sample: then
+// the samples say nothing of its age.
 func appearedBy(samples []treeSample, rec int64, firstSeen time.Time) (time.Time, bool) {
 	if len(samples) == 0 || rec < samples[0].Size {
 		return time.Time{}, false
 	}
+	var by time.Time
 	for _, s := range samples {
 		if s.Size > rec {
-			return time.Unix(s.At, 0), true
+			by = time.Unix(s.At, 0)
+			break
 		}
 	}
-	return firstSeen, !firstSeen.IsZero()
+	if !firstSeen.IsZero() && (by.IsZero() || firstSeen.Before(by)) {
+		by = firstSeen
+	}
+	return by, !by.IsZero()
 }
 
 // cooldown returns the finding of a version younger than the policy's

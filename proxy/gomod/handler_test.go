@@ -62,7 +62,10 @@ type fixture struct {
 func newFixture(tb testing.TB, up, db *gomodtest.Upstream, sumdbURL string, opts ...func(*gomod.Options)) *fixture {
 	tb.Helper()
 	dir := tb.TempDir()
-	meta, err := cache.OpenBolt(filepath.Join(dir, "airlock.db"))
+	// The store reads the handler's clock, as cmd/airlock wires them: a
+	// record first seen is seen at the handler's now.
+	now := time.Now
+	meta, err := cache.OpenBolt(filepath.Join(dir, "airlock.db"), cache.WithClock(func() time.Time { return now() }))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -89,6 +92,9 @@ func newFixture(tb testing.TB, up, db *gomodtest.Upstream, sumdbURL string, opts
 	}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.Now != nil {
+		now = o.Now
 	}
 	h := gomod.New(o)
 	return &fixture{up: up, meta: meta, blobDir: blobDir, verifier: v, metrics: m, h: h}
