@@ -30,9 +30,15 @@ type Policy struct {
 	// records in the ossf/malicious-packages layout (or osv.dev's
 	// per-ecosystem all.zip). A version they name is denied.
 	Malicious []string `yaml:"malicious"`
-	// MaliciousRefresh is how often the feeds' files are checked for
-	// changes (and reloaded, re-judging every version seen).
+	// MaliciousRefresh is how often the feeds' files (malicious and
+	// advisories) are checked for changes (and reloaded, re-judging every
+	// version seen).
 	MaliciousRefresh Duration `yaml:"malicious_refresh"`
+	// Advisories are vulnerability feeds (OSV records: osv.dev's
+	// per-ecosystem all.zip, or a directory of them). A version an
+	// advisory names as the fix of a vulnerability skips the cooldown:
+	// a security fix is not held for a day.
+	Advisories []string `yaml:"advisories"`
 }
 
 // PolicyRule is a namespace's exceptions.
@@ -119,6 +125,11 @@ func (p Policy) validate() error {
 	for i, m := range p.Malicious {
 		if _, err := os.Stat(m); err != nil {
 			return fmt.Errorf("policy.malicious[%d]: %w", i, err)
+		}
+	}
+	for i, m := range p.Advisories {
+		if _, err := os.Stat(m); err != nil {
+			return fmt.Errorf("policy.advisories[%d]: %w", i, err)
 		}
 	}
 	actions := func(key string, m map[string]string) error {

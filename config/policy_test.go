@@ -45,6 +45,7 @@ func TestPolicyErrorsNameTheKey(t *testing.T) {
 		{"policy: {rules: [{match: 'npm:x', cooldown: -2h}]}", "policy.rules[0].cooldown"},
 		{"policy: {rules: [{match: 'npm:x', colour: red}]}", "policy.rules[0].colour"},
 		{"policy: {malicious: [/nonexistent/osv]}", "policy.malicious[0]"},
+		{"policy: {advisories: [/nonexistent/osv]}", "policy.advisories[0]"},
 		{"policy: {malicious_refresh: 0s}", "policy.malicious_refresh"},
 		{"policy: {publish_window: {timezone: Mars/Olympus, days: [mon], hours: '08:00-19:00'}}", "policy.publish_window.timezone"},
 		{"policy: {publish_window: {timezone: UTC, days: [someday], hours: '08:00-19:00'}}", "policy.publish_window.days"},

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -20,22 +21,26 @@ import (
 // paths, reloaded when they change. Every version it names is denied, on
 // the fly by the fronts, and, for versions Airlock has already seen,
 // recorded at once when the feed is loaded (a cached copy is never served
-// again).
+// again). It also holds the vulnerability advisories (policy.advisories),
+// reloaded with it, whose fixed versions skip the cooldown.
 type malicious struct {
-	paths []string
-	meta  cache.Meta
-	log   *slog.Logger
-	feeds atomic.Pointer[[]*osv.Feed]
-	stamp string
+	paths      []string
+	advisory   []string
+	meta       cache.Meta
+	log        *slog.Logger
+	feeds      atomic.Pointer[[]*osv.Feed]
+	advisories atomic.Pointer[[]*osv.Feed]
+	stamp      string
 }
 
 // actorFeed signs the decisions the feed makes.
 const actorFeed = "airlock/known-malicious"
 
-func loadMalicious(ctx context.Context, paths []string, meta cache.Meta, log *slog.Logger) (*malicious, error) {
-	m := &malicious{paths: paths, meta: meta, log: log}
-	if len(paths) == 0 {
+func loadMalicious(ctx context.Context, paths, advisories []string, meta cache.Meta, log *slog.Logger) (*malicious, error) {
+	m := &malicious{paths: paths, advisory: advisories, meta: meta, log: log}
+	if len(paths) == 0 && len(advisories) == 0 {
 		m.feeds.Store(&[]*osv.Feed{})
+		m.advisories.Store(&[]*osv.Feed{})
 		return m, nil
 	}
 	if err := m.reload(ctx); err != nil {
@@ -54,6 +59,19 @@ func (m *malicious) Findings(a verify.Artifact) []verify.Finding {
 		for _, r := range f.Match(a) {
 			out = append(out, f.Finding(r, a))
 		}
+	}
+	return out
+}
+
+// Fixes is the fronts' fast-track: the ids of the advisories that name
+// a's version as the fix of a vulnerability.
+func (m *malicious) Fixes(a verify.Artifact) []string {
+	if m == nil {
+		return nil
+	}
+	var out []string
+	for _, f := range *m.advisories.Load() {
+		out = append(out, f.Fixes(a)...)
 	}
 	return out
 }
@@ -79,7 +97,15 @@ func stampOf(paths []string) string {
 // reload loads every path; a path that does not load fails the reload
 // and the previous feed stays (or, at start, Airlock does not start).
 func (m *malicious) reload(ctx context.Context) error {
-	stamp := stampOf(m.paths)
+	stamp := stampOf(append(slices.Clone(m.paths), m.advisory...))
+	var advisories []*osv.Feed
+	for _, p := range m.advisory {
+		f, err := osv.Load(ctx, p, osv.Options{Log: m.log})
+		if err != nil {
+			return fmt.Errorf("policy.advisories: %s: %w", p, err)
+		}
+		advisories = append(advisories, f)
+	}
 	var feeds []*osv.Feed
 	total := 0
 	for _, p := range m.paths {
@@ -94,8 +120,9 @@ func (m *malicious) reload(ctx context.Context) error {
 		}
 	}
 	m.feeds.Store(&feeds)
+	m.advisories.Store(&advisories)
 	m.stamp = stamp
-	m.log.Info("known-malicious feed loaded", "paths", strings.Join(m.paths, ","), "records", total)
+	m.log.Info("known-malicious feed loaded", "paths", strings.Join(m.paths, ","), "records", total, "advisories", strings.Join(m.advisory, ","))
 	if err := m.retro(ctx); err != nil {
 		return err
 	}
@@ -165,7 +192,7 @@ func (m *malicious) watch(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if stampOf(m.paths) == m.stamp {
+			if stampOf(append(slices.Clone(m.paths), m.advisory...)) == m.stamp {
 				continue
 			}
 			if err := m.reload(ctx); err != nil {

@@ -23,6 +23,7 @@ func newNPMFront(cfg config.NPM, pol policy.Policy, ci ciCheck, now func() time.
 		CI:        ci,
 		Now:       now,
 		Malicious: mal.Findings,
+		FastTrack: mal.Fixes,
 		Upstream:  cfg.Upstream, URL: cfg.URL,
 		Client:       &http.Client{Timeout: cfg.Timeout.D(), Transport: upstreamTransport()},
 		Meta:         meta,

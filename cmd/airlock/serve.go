@@ -128,7 +128,7 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		meta.Close()
 		return nil, fmt.Errorf("re-evaluating what was served under the policy: %w", err)
 	}
-	mal, err := loadMalicious(context.Background(), cfg.Policy.Malicious, meta, log.With("feed", "known-malicious"))
+	mal, err := loadMalicious(context.Background(), cfg.Policy.Malicious, cfg.Policy.Advisories, meta, log.With("feed", "known-malicious"))
 	if err != nil {
 		meta.Close()
 		return nil, err
@@ -142,7 +142,7 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		Verifier: verifier, Meta: meta, Blobs: blobs, Private: private,
 		MaxZip: int64(cfg.Go.MaxZip), MaxMod: int64(cfg.Go.MaxMod), MaxInfo: int64(cfg.Go.MaxInfo),
 		ListTTL: cfg.Go.ListTTL.D(), ReadAhead: cfg.Go.ReadAhead, Log: log.With("front", "go"), Metrics: m,
-		Checks: pol, Malicious: mal.Findings, CI: ci.Check, Now: now,
+		Checks: pol, Malicious: mal.Findings, FastTrack: mal.Fixes, CI: ci.Check, Now: now,
 	})
 	ociFront, err := newOCIFront(cfg.OCI, pol, ci.Check, now, meta, blobs, m, log.With("front", "oci"))
 	if err != nil {
@@ -196,7 +196,7 @@ func serve(ctx context.Context, cfg config.Config, logOut io.Writer) error {
 	}
 	log.Info("airlock listening", "addr", ln.Addr().String(), "data", cfg.Data, "go_upstream", cfg.Go.Upstream,
 		"sumdb", cfg.Go.SumDBName(), "oci_upstreams", strings.Join(ociUpstreams, ","), "npm_upstream", cfg.NPM.Upstream, "version", version)
-	if len(cfg.Policy.Malicious) > 0 {
+	if len(cfg.Policy.Malicious)+len(cfg.Policy.Advisories) > 0 {
 		go s.malicious.watch(ctx, cfg.Policy.MaliciousRefresh.D())
 	}
 	errc := make(chan error, 1)

@@ -121,7 +121,7 @@ func appearedBy(samples []treeSample, rec int64, firstSeen time.Time) (time.Time
 func (h *Handler) cooldown(ctx context.Context, req request, version string, fetch bool) *verify.Finding {
 	a := req.artifact(version)
 	e := h.o.Checks.For(a)
-	if h.o.Checks.Mode == "" || e.Cooldown <= 0 || e.FastTrack {
+	if h.o.Checks.Mode == "" || e.Cooldown <= 0 || e.FastTrack || len(h.fixes(a)) > 0 {
 		return nil
 	}
 	now := h.o.Now()
@@ -170,6 +170,15 @@ func (h *Handler) cooldown(ctx context.Context, req request, version string, fet
 			e.Cooldown, rec, by.UTC().Format(time.RFC3339), until.UTC().Format(time.RFC3339)),
 		Evidence: map[string]string{"record_id": strconv.FormatInt(rec, 10), "appeared_by": by.UTC().Format(time.RFC3339),
 			"until": until.UTC().Format(time.RFC3339), "cooldown": e.Cooldown.String()}}
+}
+
+// fixes are the advisories that name a's version as the fix of a
+// vulnerability: such a version skips the cooldown.
+func (h *Handler) fixes(a verify.Artifact) []string {
+	if h.o.FastTrack == nil {
+		return nil
+	}
+	return h.o.FastTrack(a)
 }
 
 // youngRefusal applies the policy to a cooldown finding: the refusal to

@@ -120,3 +120,35 @@ func TestCIDigest(t *testing.T) {
 		t.Errorf("a module outside the CI namespace = %d", code)
 	}
 }
+
+// TestAdvisoryFastTrack: a version an advisory names as the fix of a
+// vulnerability is served young, and listed for @latest.
+func TestAdvisoryFastTrack(t *testing.T) {
+	c := &clock{t: time.Now()}
+	old := lib("example.com/c", "v1.0.0", "func C() {}\n")
+	old.Time = c.t.Add(-60 * 24 * time.Hour)
+	fix := lib("example.com/c", "v1.0.1", "func C() int { return 1 }\n")
+	fix.Time = c.t.Add(-2 * time.Hour)
+	up := gomodtest.New(t, old, fix)
+	f := newFixture(t, up, up, up.SumDBURL, withChecks(c), func(o *gomod.Options) {
+		o.FastTrack = func(a verify.Artifact) []string {
+			if a.Version == "v1.0.1" {
+				return []string{"GO-2026-0001"}
+			}
+			return nil
+		}
+	})
+	if code, _, body := f.get(t, "GET", "example.com/c/@latest"); code != 200 || !strings.Contains(body, `"v1.0.1"`) {
+		t.Errorf("@latest = %d %s, want the fix", code, body)
+	}
+	if code, _, body := f.get(t, "GET", "example.com/c/@v/v1.0.1.zip"); code != 200 {
+		t.Errorf("zip of the young fix = %d %q", code, body)
+	}
+	x, err := f.h.Explain(context.Background(), verify.Artifact{Ecosystem: verify.Go, Name: "example.com/c", Version: "v1.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := checked(x, policy.CheckCooldown); !ok || c.Result != policy.NotRun || !strings.Contains(c.Note, "GO-2026-0001") {
+		t.Errorf("explain cooldown %+v", c)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"golang.org/x/mod/module"
 
@@ -65,7 +66,10 @@ func (h *Handler) Explain(ctx context.Context, a verify.Artifact) (policy.Explan
 	fs = append(fs, h.o.Malicious(a)...)
 	ran = append(ran, policy.CheckKnownMalicious)
 	if h.o.Checks.Mode != "" {
-		if e.Cooldown > 0 && !e.FastTrack {
+		switch fixes := h.fixes(a); {
+		case e.Cooldown > 0 && len(fixes) > 0:
+			notes = append(notes, policy.Checked{Check: policy.CheckCooldown, Result: policy.NotRun, Note: "skipped: the fix named by " + strings.Join(fixes, ", ")})
+		case e.Cooldown > 0 && !e.FastTrack:
 			ran = append(ran, policy.CheckCooldown)
 			if f := h.cooldown(ctx, req, a.Version, true); f != nil {
 				fs = append(fs, *f)

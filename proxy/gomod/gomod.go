@@ -77,9 +77,12 @@ type Options struct {
 	// CI compares a version of a namespace the policy declares built by
 	// CI with its CI record (digest: the zip's h1: hash); nil when they
 	// match. Nil CI means no records: every such version is held.
-	CI      func(ctx context.Context, a verify.Artifact, digest string) (*verify.Finding, error)
-	Log     *slog.Logger
-	Metrics *metrics.Set
+	// FastTrack returns the advisories that name a version as the fix of
+	// a vulnerability; such a version skips the cooldown. Nil: none.
+	FastTrack func(verify.Artifact) []string
+	CI        func(ctx context.Context, a verify.Artifact, digest string) (*verify.Finding, error)
+	Log       *slog.Logger
+	Metrics   *metrics.Set
 	// Now is the clock of the cooldown; nil is time.Now.
 	Now func() time.Time
 }

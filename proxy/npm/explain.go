@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/airlock-proxy/airlock/cache"
 	"github.com/airlock-proxy/airlock/verify"
@@ -40,13 +42,23 @@ func (h *Handler) Explain(ctx context.Context, a verify.Artifact) (policy.Explan
 		}
 		fs = append(fs, sf...)
 	}
-	e := h.o.Checks.For(a)
+	e, fixes := h.policyFor(a)
+	var notes []policy.Checked
 	if h.checksOn() {
 		_, pf, _ := h.judge(ctx, d, a)
-		fs = append(fs, pf...)
-		if e.Cooldown > 0 {
+		switch {
+		case e.Cooldown > 0 && e.FastTrack:
+			// The policy skips it; a finding would only confuse.
+			pf = slices.DeleteFunc(pf, func(f verify.Finding) bool { return f.Check == policy.CheckCooldown })
+			note := "skipped: a fast_track rule"
+			if len(fixes) > 0 {
+				note = "skipped: the fix named by " + strings.Join(fixes, ", ")
+			}
+			notes = append(notes, policy.Checked{Check: policy.CheckCooldown, Result: policy.NotRun, Note: note})
+		case e.Cooldown > 0:
 			ran = append(ran, policy.CheckCooldown)
 		}
+		fs = append(fs, pf...)
 		if e.CI {
 			ran = append(ran, policy.CheckCIDigest)
 		}
@@ -58,7 +70,7 @@ func (h *Handler) Explain(ctx context.Context, a verify.Artifact) (policy.Explan
 	if err != nil {
 		return policy.Explanation{}, err
 	}
-	run := policy.Run{Ran: ran, Findings: fs, Fixed: fixed, Off: !h.checksOn()}
+	run := policy.Run{Ran: ran, Findings: fs, Fixed: fixed, Notes: notes, Off: !h.checksOn()}
 	if q := st.Quarantine; q != nil {
 		// Findings made when the tarball was fetched (integrity,
 		// provenance) are known only from the record.

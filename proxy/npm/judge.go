@@ -82,7 +82,7 @@ func trustedID(raw []byte) string {
 // policy: cooldown against the clock, the history checks (cached per
 // packument) for versions inside the review window.
 func (h *Handler) judge(ctx context.Context, d *doc, a verify.Artifact) (policy.Effective, []verify.Finding, policy.Outcome) {
-	e := h.o.Checks.For(a)
+	e, _ := h.policyFor(a)
 	hist := d.history()
 	i := hist.Index(a.Version)
 	if i < 0 {
@@ -225,8 +225,9 @@ func summary(fs []verify.Finding) string {
 }
 
 // comeOfAge releases a hold whose every finding is a cooldown that has
-// ended, and reports whether it did: a version held for its age alone is
-// served once it is old enough, with the release on the audit log.
+// ended, or of a version an advisory names as a fix, and reports whether
+// it did: a version held for its age alone is served once it is old
+// enough, with the release on the audit log.
 func (h *Handler) comeOfAge(ctx context.Context, q cache.Quarantine) bool {
 	if q.State != cache.Held || len(q.Findings) == 0 {
 		return false
@@ -244,15 +245,35 @@ func (h *Handler) comeOfAge(ctx context.Context, q cache.Quarantine) bool {
 			last = until
 		}
 	}
+	reason := "came of age: published before " + last.Add(-h.o.Checks.For(q.Artifact).Cooldown).UTC().Format(time.RFC3339)
 	if h.o.Now().Before(last) {
-		return false
+		_, fixes := h.policyFor(q.Artifact)
+		if len(fixes) == 0 {
+			return false
+		}
+		reason = "fast-tracked: the fix named by " + strings.Join(fixes, ", ")
 	}
-	if _, err := h.o.Meta.Release(ctx, q.ID, actorCooldown, "came of age: published before "+last.Add(-h.o.Checks.For(q.Artifact).Cooldown).UTC().Format(time.RFC3339)); err != nil {
+	if _, err := h.o.Meta.Release(ctx, q.ID, actorCooldown, reason); err != nil {
 		h.o.Log.Warn("releasing a version that came of age", "quarantine_id", q.ID, "err", err)
 		return false
 	}
 	h.o.Log.Info("released: came of age", "artifact", q.Artifact.String(), "quarantine_id", q.ID)
 	return true
+}
+
+// policyFor is the policy for a: its rule's, fast-tracked (no cooldown)
+// when an advisory names the version as the fix of a vulnerability, with
+// those advisories' ids.
+func (h *Handler) policyFor(a verify.Artifact) (policy.Effective, []string) {
+	e := h.o.Checks.For(a)
+	if e.FastTrack || h.o.FastTrack == nil {
+		return e, nil
+	}
+	fixes := h.o.FastTrack(a)
+	if len(fixes) > 0 {
+		e.FastTrack = true
+	}
+	return e, fixes
 }
 
 // actorCooldown signs automatic releases of versions that came of age.

@@ -92,7 +92,10 @@ type Options struct {
 	// CI with its CI record (digest in dist.integrity's sha512 form): nil
 	// when they match. Nil CI means no records: every such version is
 	// held.
-	CI func(ctx context.Context, a verify.Artifact, digest string) (*verify.Finding, error)
+	// FastTrack returns the advisories that name a version as the fix of
+	// a vulnerability; such a version skips the cooldown. Nil: none.
+	FastTrack func(verify.Artifact) []string
+	CI        func(ctx context.Context, a verify.Artifact, digest string) (*verify.Finding, error)
 
 	Meta         Meta
 	Blobs        cache.Blobs

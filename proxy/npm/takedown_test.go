@@ -101,3 +101,53 @@ func TestTakedownDryRun(t *testing.T) {
 		t.Errorf("dry-run: cached tarball = %d", resp.StatusCode)
 	}
 }
+
+// TestAdvisoryFastTrack: a version an advisory names as the fix of a
+// vulnerability skips the cooldown; one held for its age before the
+// advisory arrived is released on the next view.
+func TestAdvisoryFastTrack(t *testing.T) {
+	ctx := context.Background()
+	reg := npmtest.New(t, npmtest.Options{})
+	now := time.Now()
+	if err := reg.Add(npmtest.Package{Name: "lib", Versions: []npmtest.Version{
+		{Version: "1.0.0", Published: now.Add(-30 * 24 * time.Hour)},
+		{Version: "1.0.1", Published: now.Add(-time.Hour)},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	var advisories []string
+	f := newFixture(t, reg, func(o *npm.Options) {
+		o.Checks = policy.Default()
+		o.FastTrack = func(a verify.Artifact) []string {
+			if a.Version == "1.0.1" {
+				return advisories
+			}
+			return nil
+		}
+	})
+	if resp, body := f.get(t, "/lib/-/lib-1.0.1.tgz", ""); resp.StatusCode != http.StatusForbidden || !strings.Contains(npmError(t, body), "cooldown") {
+		t.Fatalf("young fix before its advisory = %d %s", resp.StatusCode, body)
+	}
+	advisories = []string{"GHSA-aaaa-bbbb-cccc"}
+	f.now = f.now.Add(2 * time.Minute)
+	_, body := f.get(t, "/lib", "")
+	if decode(t, body)["dist-tags"].(map[string]any)["latest"] != "1.0.1" {
+		t.Errorf("the fast-tracked fix is not latest: %s", body)
+	}
+	if resp, _ := f.get(t, "/lib/-/lib-1.0.1.tgz", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("fast-tracked tarball = %d", resp.StatusCode)
+	}
+	st, _ := f.meta.Status(ctx, verify.Artifact{Ecosystem: verify.NPM, Name: "lib", Version: "1.0.1"})
+	if st.Quarantine == nil || st.Quarantine.State != cache.Released || !strings.Contains(st.Quarantine.Reason, "GHSA-aaaa-bbbb-cccc") {
+		t.Errorf("the age hold: %+v", st.Quarantine)
+	}
+	x, err := f.h.Explain(ctx, verify.Artifact{Ecosystem: verify.NPM, Name: "lib", Version: "1.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range x.Checks {
+		if c.Check == policy.CheckCooldown && (c.Result != policy.NotRun || !strings.Contains(c.Note, "GHSA-aaaa-bbbb-cccc")) {
+			t.Errorf("explain cooldown %+v", c)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -53,6 +54,9 @@ type Feed struct {
 	index   map[key][]*matcher
 	names   map[verify.Ecosystem][]string
 	skipped int
+	// fixes holds, from the non-withdrawn vulnerability records, the
+	// versions each names as a fix: package → version → record ids.
+	fixes map[key]map[string][]string
 }
 
 type key struct {
@@ -321,6 +325,9 @@ func (l *loader) build() *Feed {
 	seen := make(map[key]bool)
 	for _, id := range sortedKeys(l.byID) {
 		e := l.byID[id]
+		if !e.withdrawn && !e.rec.Malware {
+			f.addFixes(e.rec)
+		}
 		if e.withdrawn || !e.rec.Malware {
 			continue
 		}
@@ -342,6 +349,46 @@ func (l *loader) build() *Feed {
 		sort.Strings(names)
 	}
 	return f
+}
+
+// addFixes indexes the versions a vulnerability record names as fixed.
+func (f *Feed) addFixes(r Record) {
+	for _, a := range r.Affected {
+		if a.Ecosystem == "" {
+			continue
+		}
+		for _, rg := range a.Ranges {
+			if rg.Type == "GIT" {
+				continue
+			}
+			for _, ev := range rg.Events {
+				if ev.Fixed == "" {
+					continue
+				}
+				k := key{a.Ecosystem, a.Name}
+				if f.fixes == nil {
+					f.fixes = map[key]map[string][]string{}
+				}
+				if f.fixes[k] == nil {
+					f.fixes[k] = map[string][]string{}
+				}
+				v := exactKey(a.Ecosystem, ev.Fixed)
+				if !slices.Contains(f.fixes[k][v], r.ID) {
+					f.fixes[k][v] = append(f.fixes[k][v], r.ID)
+				}
+			}
+		}
+	}
+}
+
+// Fixes returns the ids of the vulnerability records (not malware, not
+// withdrawn) that name the artifact's version as the fix of a range: a
+// release people need now, which a policy may let skip the cooldown.
+func (f *Feed) Fixes(a verify.Artifact) []string {
+	if f == nil {
+		return nil
+	}
+	return slices.Clone(f.fixes[key{a.Ecosystem, a.Name}][exactKey(a.Ecosystem, a.Version)])
 }
 
 // Match returns the non-withdrawn malware records affecting the artifact,

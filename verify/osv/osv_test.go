@@ -585,3 +585,33 @@ func TestNilFeed(t *testing.T) {
 		t.Error("nil feed is not empty")
 	}
 }
+
+func TestFixes(t *testing.T) {
+	dir := writeTree(t, map[string]string{
+		"GHSA-1.json": rec("GHSA-1", "2026-01-01T00:00:00Z", npmAff("lodash", `"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"4.17.21"}]}]`)),
+		"GHSA-2.json": rec("GHSA-2", "2026-01-01T00:00:00Z", npmAff("lodash", `"ranges":[{"type":"SEMVER","events":[{"introduced":"4.0.0"},{"fixed":"4.17.21"}]}]`)),
+		"GO-1.json":   rec("GO-2026-1", "2026-01-01T00:00:00Z", goAff("golang.org/x/net", `"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"0.38.0"}]}]`)),
+		"GHSA-3.json": rec("GHSA-3", "2026-01-01T00:00:00Z", npmAff("left-pad", `"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.3.0"}]}]`), `"withdrawn":"2026-02-01T00:00:00Z"`),
+		"MAL-1.json":  rec("MAL-2026-1", "2026-01-01T00:00:00Z", npmAff("evil", `"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"9.9.9"}]}]`)),
+	})
+	f := load(t, dir)
+	tests := []struct {
+		a    verify.Artifact
+		want []string
+	}{
+		{verify.Artifact{Ecosystem: verify.NPM, Name: "lodash", Version: "4.17.21"}, []string{"GHSA-1", "GHSA-2"}},
+		{verify.Artifact{Ecosystem: verify.NPM, Name: "lodash", Version: "4.17.20"}, nil},
+		{verify.Artifact{Ecosystem: verify.Go, Name: "golang.org/x/net", Version: "v0.38.0"}, []string{"GO-2026-1"}},
+		{verify.Artifact{Ecosystem: verify.NPM, Name: "left-pad", Version: "1.3.0"}, nil}, // withdrawn
+		{verify.Artifact{Ecosystem: verify.NPM, Name: "evil", Version: "9.9.9"}, nil},    // malware is no advisory of a fix
+	}
+	for _, tt := range tests {
+		if got := f.Fixes(tt.a); !slices.Equal(got, tt.want) {
+			t.Errorf("Fixes(%s) = %v, want %v", tt.a, got, tt.want)
+		}
+	}
+	var nilFeed *Feed
+	if nilFeed.Fixes(tests[0].a) != nil {
+		t.Error("nil feed")
+	}
+}

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/airlock-proxy/airlock/cache"
+	"github.com/airlock-proxy/airlock/verify"
+)
+
+// Advisories (policy.advisories) load beside the malicious feed: their
+// fixed versions are the fronts' fast-track, and they deny nothing.
+func TestAdvisoriesFastTrack(t *testing.T) {
+	ctx := context.Background()
+	meta, err := cache.OpenBolt(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer meta.Close()
+	dir := t.TempDir()
+	adv := `{"id":"GHSA-aaaa-bbbb-cccc","modified":"2026-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"npm","name":"lodash"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"4.17.21"}]}]}]}`
+	if err := os.WriteFile(filepath.Join(dir, "GHSA-aaaa-bbbb-cccc.json"), []byte(adv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := loadMalicious(ctx, nil, []string{dir}, meta, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed := verify.Artifact{Ecosystem: verify.NPM, Name: "lodash", Version: "4.17.21"}
+	if got := m.Fixes(fixed); !slices.Equal(got, []string{"GHSA-aaaa-bbbb-cccc"}) {
+		t.Errorf("Fixes = %v", got)
+	}
+	vulnerable := verify.Artifact{Ecosystem: verify.NPM, Name: "lodash", Version: "4.17.20"}
+	if got := m.Fixes(vulnerable); got != nil {
+		t.Errorf("Fixes(vulnerable) = %v", got)
+	}
+	if fs := m.Findings(vulnerable); len(fs) != 0 {
+		t.Errorf("an advisory denied a version: %v", fs)
+	}
+}
