@@ -603,7 +603,7 @@ func TestFixes(t *testing.T) {
 		{verify.Artifact{Ecosystem: verify.NPM, Name: "lodash", Version: "4.17.20"}, nil},
 		{verify.Artifact{Ecosystem: verify.Go, Name: "golang.org/x/net", Version: "v0.38.0"}, []string{"GO-2026-1"}},
 		{verify.Artifact{Ecosystem: verify.NPM, Name: "left-pad", Version: "1.3.0"}, nil}, // withdrawn
-		{verify.Artifact{Ecosystem: verify.NPM, Name: "evil", Version: "9.9.9"}, nil},    // malware is no advisory of a fix
+		{verify.Artifact{Ecosystem: verify.NPM, Name: "evil", Version: "9.9.9"}, nil},     // malware is no advisory of a fix
 	}
 	for _, tt := range tests {
 		if got := f.Fixes(tt.a); !slices.Equal(got, tt.want) {
