@@ -157,3 +157,44 @@ func TestLatestBackwards(t *testing.T) {
 		t.Errorf("a rollback's latest = %v", latest)
 	}
 }
+
+// TestTyposquat: a young package one keystroke from a package in use here
+// is a typosquat finding (warn by default; held when the policy says
+// so); an established look-alike is not judged.
+func TestTyposquat(t *testing.T) {
+	ctx := context.Background()
+	reg := npmtest.New(t, npmtest.Options{})
+	now := time.Now()
+	for _, p := range []npmtest.Package{
+		{Name: "lodash", Versions: []npmtest.Version{{Version: "4.17.21", Published: now.AddDate(-4, 0, 0)}}},
+		{Name: "lodahs", Versions: []npmtest.Version{{Version: "4.17.21", Published: now.Add(-48 * time.Hour)}}},
+		{Name: "lodasg", Versions: []npmtest.Version{{Version: "1.0.0", Published: now.AddDate(-3, 0, 0)}}},
+	} {
+		if err := reg.Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := policy.Default()
+	p.Actions = map[string]policy.Action{policy.CheckTyposquat: policy.Quarantine}
+	f := newFixture(t, reg, func(o *npm.Options) { o.Checks = p })
+	if resp, _ := f.get(t, "/lodash/-/lodash-4.17.21.tgz", ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("lodash = %d", resp.StatusCode)
+	}
+	resp, body := f.get(t, "/lodahs/-/lodahs-4.17.21.tgz", "")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(npmError(t, body), "typosquat") || !strings.Contains(npmError(t, body), "lodash") {
+		t.Errorf("lodahs = %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := f.get(t, "/lodasg/-/lodasg-1.0.0.tgz", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("an established look-alike = %d", resp.StatusCode)
+	}
+	// By default it is a warning: served, on the allow decision.
+	f2 := newFixture(t, reg, func(o *npm.Options) { o.Checks = policy.Default() })
+	f2.get(t, "/lodash/-/lodash-4.17.21.tgz", "")
+	if resp, _ := f2.get(t, "/lodahs/-/lodahs-4.17.21.tgz", ""); resp.StatusCode != http.StatusOK {
+		t.Errorf("default policy: lodahs = %d", resp.StatusCode)
+	}
+	st, _ := f2.meta.Status(ctx, verify.Artifact{Ecosystem: verify.NPM, Name: "lodahs", Version: "4.17.21"})
+	if !policy.HasCheck(st.Decision.Findings, policy.CheckTyposquat) {
+		t.Errorf("the warning is not on the decision: %+v", st.Decision)
+	}
+}

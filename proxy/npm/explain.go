@@ -62,7 +62,7 @@ func (h *Handler) Explain(ctx context.Context, a verify.Artifact) (policy.Explan
 		if e.CI {
 			ran = append(ran, policy.CheckCIDigest)
 		}
-		ran = append(ran, policy.CheckInstallScript, policy.CheckInstallChanged, policy.CheckProvenanceRegress, policy.CheckNewPublisher, policy.CheckMaintainerAdded, policy.CheckPublishWindow, policy.CheckBurst)
+		ran = append(ran, policy.CheckInstallScript, policy.CheckInstallChanged, policy.CheckProvenanceRegress, policy.CheckNewPublisher, policy.CheckMaintainerAdded, policy.CheckPublishWindow, policy.CheckBurst, policy.CheckTyposquat)
 	}
 	fixed := map[string]policy.Action{checkPublishTime: policy.Quarantine, npmsig.CheckSignature: policy.Quarantine,
 		checkIntegrity: policy.Quarantine, checkProvenance: policy.Quarantine, checkSource: policy.Quarantine}

@@ -111,6 +111,9 @@ func (h *Handler) judge(ctx context.Context, d *doc, a verify.Artifact) (policy.
 		if f := anomaly.PublishWindow(hist, i, e.Window); f != nil {
 			fs = append(fs, *f)
 		}
+		if f := h.typosquat(ctx, d, e); f != nil {
+			fs = append(fs, *f)
+		}
 		if f := anomaly.Burst(hist, i); f != nil {
 			fs = append(fs, *f)
 		} else if f := h.burstAcross(ctx, d.name, hist[i]); f != nil {

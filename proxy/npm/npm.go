@@ -115,6 +115,7 @@ type Options struct {
 type Handler struct {
 	o      Options
 	flight singleflight.Group
+	known  knownNames
 	docs   *docCache
 
 	keysMu sync.Mutex

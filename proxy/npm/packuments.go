@@ -48,6 +48,9 @@ type doc struct {
 
 	histOnce sync.Once
 	hist     anomaly.History
+
+	squatOnce sync.Once
+	squat     *verify.Finding
 }
 
 type encoded struct {
@@ -290,6 +293,8 @@ func (h *Handler) fetchPackument(ctx context.Context, name string, old *doc) (*d
 	}
 	if h.checksOn() {
 		h.recordPublishes(ctx, d)
+		h.names(ctx)
+		h.addName(name)
 	}
 	h.docs.put(d)
 	return d, nil

@@ -225,3 +225,36 @@ func TestInstallScriptChanged(t *testing.T) {
 		})
 	}
 }
+
+func TestTyposquat(t *testing.T) {
+	known := []string{"lodash", "cross-env", "lodash.merge", "express", "react-dom", "ms", "@acme/utils"}
+	tests := []struct {
+		name string
+		want string // the similar name; "" for none
+	}{
+		{"lodahs", "lodash"},      // transposition
+		{"lodashs", "lodash"},     // insertion
+		{"crossenv", "cross-env"}, // separators
+		{"lodash_merge", "lodash.merge"},
+		{"expres", "express"}, // deletion
+		{"exprezz", ""},       // two edits
+		{"react-dnd", ""},     // two edits
+		{"lodash", ""},        // itself
+		{"mz", ""},            // too short to judge
+		{"@acme/utilz", "@acme/utils"},
+		{"left-pad", ""},
+	}
+	for _, tt := range tests {
+		f := anomaly.Typosquat(tt.name, known)
+		got := ""
+		if f != nil {
+			got = f.Evidence["similar"]
+			if f.Check != "typosquat" {
+				t.Errorf("%s: check %q", tt.name, f.Check)
+			}
+		}
+		if got != tt.want {
+			t.Errorf("Typosquat(%q) = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}

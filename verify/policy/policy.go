@@ -62,6 +62,7 @@ const (
 	CheckKnownMalicious    = "known-malicious"
 	CheckCIDigest          = "ci-digest"
 	CheckUnpublished       = "unpublished"
+	CheckTyposquat         = "typosquat"
 )
 
 // Defaults are the actions for a newcomer: what real takeovers show to be
@@ -80,6 +81,7 @@ func Defaults() map[string]Action {
 		CheckKnownMalicious:    Deny,
 		CheckCIDigest:          Quarantine,
 		CheckUnpublished:       Quarantine,
+		CheckTyposquat:         Warn,
 	}
 }
 
