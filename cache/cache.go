@@ -10,6 +10,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 
@@ -188,4 +189,35 @@ type Staged interface {
 	Commit(ctx context.Context, want string) error
 	// Discard drops the bytes; it is safe to call after Commit.
 	Discard() error
+}
+
+// Observer reads observations (Meta does).
+type Observer interface {
+	Observation(ctx context.Context, key string) (Observation, error)
+}
+
+// Opener opens stored blobs (Blobs does).
+type Opener interface {
+	Open(ctx context.Context, digest string) (io.ReadSeekCloser, int64, error)
+}
+
+// OpenObserved opens the blob that field of key's observation names (a
+// front records where it stored an artifact's bytes that way), returning
+// it with its digest. A missing observation, field or blob is
+// ErrNotFound; a blob that fails its integrity check on open is that
+// error (the store removed it), for the caller to log and fetch again.
+func OpenObserved(ctx context.Context, m Observer, b Opener, key, field string) (io.ReadSeekCloser, string, error) {
+	obs, err := m.Observation(ctx, key)
+	if err != nil {
+		return nil, "", err
+	}
+	d := obs.Fields[field]
+	if d == "" {
+		return nil, "", fmt.Errorf("%s has no %s: %w", key, field, ErrNotFound)
+	}
+	f, _, err := b.Open(ctx, d)
+	if err != nil {
+		return nil, d, err // the digest, for the caller's log
+	}
+	return f, d, nil
 }

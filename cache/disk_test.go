@@ -512,3 +512,47 @@ func FuzzDigest(f *testing.F) {
 		}
 	})
 }
+
+func TestOpenObserved(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	meta, err := OpenBolt(filepath.Join(dir, "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer meta.Close()
+	disk, err := OpenDisk(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := disk.Stage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Write([]byte("tarball"))
+	d := st.Digest()
+	if err := st.Commit(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := OpenObserved(ctx, meta, disk, "npm:x@1.0.0", "tarball"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("no observation: %v", err)
+	}
+	if _, _, err := meta.Observe(ctx, "npm:x@1.0.0", map[string]string{"integrity": "sha512-x"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := OpenObserved(ctx, meta, disk, "npm:x@1.0.0", "tarball"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("no field: %v", err)
+	}
+	if _, _, err := meta.Observe(ctx, "npm:x@1.0.0", map[string]string{"tarball": d}); err != nil {
+		t.Fatal(err)
+	}
+	f, got, err := OpenObserved(ctx, meta, disk, "npm:x@1.0.0", "tarball")
+	if err != nil || got != d {
+		t.Fatalf("OpenObserved = %q, %v", got, err)
+	}
+	b, _ := io.ReadAll(f)
+	f.Close()
+	if string(b) != "tarball" {
+		t.Errorf("read %q", b)
+	}
+}

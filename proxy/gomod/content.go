@@ -61,12 +61,7 @@ func (h *Handler) status(ctx context.Context, a verify.Artifact) (cache.Status, 
 // cachedBlob opens the blob an observation field points at; ok is false on
 // any miss, including a blob that failed its integrity check on open.
 func (h *Handler) cachedBlob(ctx context.Context, key, field string) (io.ReadSeekCloser, string, bool) {
-	obs, err := h.o.Meta.Observation(ctx, key)
-	if err != nil || obs.Fields[field] == "" {
-		return nil, "", false
-	}
-	d := obs.Fields[field]
-	f, _, err := h.o.Blobs.Open(ctx, d)
+	f, d, err := cache.OpenObserved(ctx, h.o.Meta, h.o.Blobs, key, field)
 	if err != nil {
 		if !errors.Is(err, cache.ErrNotFound) {
 			h.o.Log.Warn("cached blob unusable; fetching again", "key", key, "digest", d, "err", err)
