@@ -3,8 +3,6 @@ package npm
 import (
 	"context"
 
-	"github.com/Masterminds/semver/v3"
-
 	"github.com/airlock-proxy/airlock/verify"
 	"github.com/airlock-proxy/airlock/verify/anomaly"
 	"github.com/airlock-proxy/airlock/verify/npmsig"
@@ -72,45 +70,16 @@ func (d *doc) dependencies(i int, resolve func() []anomaly.Dependency) []anomaly
 	return deps
 }
 
-// resolveDependency reads a dependency's packument and resolves spec as
-// npm would: a dist-tag names its version, a semver range takes the
-// highest release that satisfies it. Other specs (git URLs, aliases,
-// files) resolve to nothing, and only the package's age is checked.
+// resolveDependency reads a dependency's packument (through the cache,
+// never judged) and resolves spec in it (anomaly.ResolveDependency).
 func (h *Handler) resolveDependency(ctx context.Context, name, spec string) (anomaly.Dependency, error) {
-	dep := anomaly.Dependency{Name: name, Range: spec}
 	if err := npmsig.CheckName(name); err != nil {
-		return dep, err
+		return anomaly.Dependency{Name: name, Range: spec}, err
 	}
 	d, err := h.load(ctx, name)
 	if err != nil {
-		return dep, err
+		return anomaly.Dependency{Name: name, Range: spec}, err
 	}
-	hist := d.history()
-	dep.Created, _ = d.pk.PublishTime("created")
-	for _, r := range hist {
-		if !r.Published.IsZero() && (dep.Created.IsZero() || r.Published.Before(dep.Created)) {
-			dep.Created = r.Published
-		}
-	}
-	if v, ok := d.pk.DistTags[spec]; ok {
-		if j := hist.Index(v); j >= 0 {
-			dep.Resolved = hist[j]
-		}
-		return dep, nil
-	}
-	if spec == "" {
-		spec = "*"
-	}
-	c, err := semver.NewConstraint(spec)
-	if err != nil {
-		return dep, nil
-	}
-	for j := len(hist) - 1; j >= 0; j-- {
-		v, err := semver.StrictNewVersion(hist[j].Version)
-		if err == nil && c.Check(v) {
-			dep.Resolved = hist[j]
-			break
-		}
-	}
-	return dep, nil
+	created, _ := d.pk.PublishTime("created")
+	return anomaly.ResolveDependency(name, spec, d.history(), d.pk.DistTags, created), nil
 }

@@ -36,6 +36,7 @@ import (
 
 	"github.com/airlock-proxy/airlock/verify"
 	"github.com/airlock-proxy/airlock/verify/anomaly"
+	"github.com/airlock-proxy/airlock/verify/policy"
 )
 
 // benignNPM are popular packages. Several had malicious versions at some
@@ -78,16 +79,18 @@ type pkDoc struct {
 	Name     string               `json:"name"`
 	Versions map[string]pkVersion `json:"versions"`
 	Time     map[string]string    `json:"time"`
+	DistTags map[string]string    `json:"dist-tags"`
 }
 
 type pkVersion struct {
 	// Old packuments carry odd shapes (a script that is an object,
 	// maintainers as strings, _npmUser as a string): decode leniently.
-	Scripts     map[string]json.RawMessage `json:"scripts"`
-	Gypfile     json.RawMessage            `json:"gypfile"`
-	NpmUser     json.RawMessage            `json:"_npmUser"`
-	Maintainers json.RawMessage            `json:"maintainers"`
-	Dist        struct {
+	Scripts      map[string]json.RawMessage `json:"scripts"`
+	Dependencies json.RawMessage            `json:"dependencies"` // an object; an array in a few old versions
+	Gypfile      json.RawMessage            `json:"gypfile"`
+	NpmUser      json.RawMessage            `json:"_npmUser"`
+	Maintainers  json.RawMessage            `json:"maintainers"`
+	Dist         struct {
 		Attestations json.RawMessage `json:"attestations"`
 	} `json:"dist"`
 }
@@ -179,6 +182,17 @@ func npmHistory(pk pkDoc) anomaly.History {
 			}
 		}
 		r.Maintainers = pv.maintainers()
+		var deps map[string]json.RawMessage
+		_ = json.Unmarshal(pv.Dependencies, &deps) // not an object: none that npm would install
+		for dep, raw := range deps {
+			var spec string
+			if json.Unmarshal(raw, &spec) == nil {
+				if r.Dependencies == nil {
+					r.Dependencies = map[string]string{}
+				}
+				r.Dependencies[dep] = spec
+			}
+		}
 		for _, k := range []string{"preinstall", "install", "postinstall"} {
 			if cmd := pv.script(k); cmd != "" {
 				r.InstallScripts = append(r.InstallScripts, k)
@@ -314,7 +328,12 @@ type pkgResult struct {
 	Examples    []heldVersion  `json:"examples,omitempty"`
 }
 
-func judgeNPM(name string, pk pkDoc) pkgResult {
+// depSource resolves the dependencies a release added, as the npm front
+// does, from their packuments on the registry; ok is false for one that
+// could not be read.
+type depSource func(name, spec string) (anomaly.Dependency, bool)
+
+func judgeNPM(name string, pk pkDoc, deps depSource) pkgResult {
 	h := npmHistory(pk)
 	res := pkgResult{Name: name, Times: quality(h), Findings: map[string]int{}, Holding: map[string]int{}}
 	for _, pv := range pk.Versions {
@@ -336,7 +355,15 @@ func judgeNPM(name string, pk pkDoc) pkgResult {
 			continue // counted in Times.NoTime: the cooldown fails closed on it
 		}
 		now := r.Published.Add(25 * time.Hour)
-		j := judge(h, nil, name, r.Version, now) // the sample has no dependency data
+		var added []anomaly.Dependency
+		if deps != nil {
+			for _, dn := range anomaly.AddedDependencies(h, i, anomaly.DefaultSettled) {
+				if d, ok := deps(dn, r.Dependencies[dn]); ok {
+					added = append(added, d)
+				}
+			}
+		}
+		j := judge(h, added, name, r.Version, now)
 		res.Judged++
 		if r.Prerelease {
 			res.Prerelease++
@@ -357,6 +384,11 @@ func judgeNPM(name string, pk pkDoc) pkgResult {
 		}
 		if len(res.Examples) < 8 {
 			fs := anomaly.Check(h, i, anomaly.Options{})
+			for _, d := range added {
+				if f := anomaly.NewDependency(name, r, d, policy.DefaultCooldown); f != nil {
+					fs = append(fs, *f)
+				}
+			}
 			var ev []string
 			for _, f := range fs {
 				ev = append(ev, f.Check+": "+f.Message)
@@ -388,7 +420,11 @@ type benignSummary struct {
 	NPMRegistry string      `json:"npm_registry"`
 	GoProxy     string      `json:"go_proxy"`
 	NPM         []pkgResult `json:"npm"`
-	Go          []goResult  `json:"go"`
+	// DepPackuments are the packuments of added dependencies read for
+	// the new-dependency check; DepFailed those that could not be.
+	DepPackuments int        `json:"dependency_packuments"`
+	DepFailed     int        `json:"dependency_packuments_failed"`
+	Go            []goResult `json:"go"`
 }
 
 func TestBenignHistories(t *testing.T) {
@@ -412,6 +448,7 @@ func TestBenignHistories(t *testing.T) {
 	results := make([]pkgResult, len(benignNPM))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 6)
+	deps := newDepCache(ctx, reg)
 	for k, name := range benignNPM {
 		wg.Add(1)
 		go func() {
@@ -431,11 +468,12 @@ func TestBenignHistories(t *testing.T) {
 				results[k] = pkgResult{Name: name, Err: err.Error()}
 				return
 			}
-			results[k] = judgeNPM(name, pk)
+			results[k] = judgeNPM(name, pk, deps.resolve)
 		}()
 	}
 	wg.Wait()
 	sum.NPM = results
+	sum.DepPackuments, sum.DepFailed = deps.counts()
 
 	// Go
 	if proxy != "" {
@@ -464,6 +502,66 @@ func TestBenignHistories(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+// depCache reads the packuments of dependencies once each (the benign
+// histories add thousands of dependencies over time, many the same).
+type depCache struct {
+	ctx    context.Context
+	reg    string
+	mu     sync.Mutex
+	docs   map[string]*depDoc
+	failed int
+}
+
+type depDoc struct {
+	once    sync.Once
+	ok      bool
+	h       anomaly.History
+	tags    map[string]string
+	created time.Time
+}
+
+func newDepCache(ctx context.Context, reg string) *depCache {
+	return &depCache{ctx: ctx, reg: reg, docs: map[string]*depDoc{}}
+}
+
+func (c *depCache) resolve(name, spec string) (anomaly.Dependency, bool) {
+	c.mu.Lock()
+	d := c.docs[name]
+	if d == nil {
+		d = &depDoc{}
+		c.docs[name] = d
+	}
+	c.mu.Unlock()
+	d.once.Do(func() {
+		b, code, err := get(c.ctx, c.reg+strings.Replace(url.PathEscape(name), "%40", "@", 1), "application/json")
+		var pk pkDoc
+		if err != nil || code != http.StatusOK || json.Unmarshal(b, &pk) != nil {
+			c.mu.Lock()
+			c.failed++
+			c.mu.Unlock()
+			return
+		}
+		d.ok, d.h, d.tags = true, npmHistory(pk), pk.DistTags
+		d.created, _ = time.Parse(time.RFC3339Nano, pk.Time["created"])
+	})
+	if !d.ok {
+		return anomaly.Dependency{}, false
+	}
+	dep := anomaly.ResolveDependency(name, spec, d.h, d.tags, d.created)
+	// The mirror's times are its ingest times, so a dependency's age here
+	// says nothing (a package "first published" years after the release
+	// that added it): only the install-hook half of the check is
+	// measured. See docs/DETECTION.md.
+	dep.Created = time.Time{}
+	return dep, true
+}
+
+func (c *depCache) counts() (read, failed int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.docs) - c.failed, c.failed
 }
 
 // goCadence reads a module's versions and their .info times (the newest
@@ -578,7 +676,7 @@ func (s benignSummary) render() string {
 	if len(failed) > 0 {
 		fmt.Fprintf(&b, " (%d failed: %s)", len(failed), strings.Join(failed, ", "))
 	}
-	fmt.Fprintf(&b, "; %d strict-semver versions.\n\n", tq.Versions)
+	fmt.Fprintf(&b, "; %d strict-semver versions. The dependencies releases added were resolved from %d more packuments (%d could not be read) for the new-dependency check.\n\n", tq.Versions, s.DepPackuments, s.DepFailed)
 	b.WriteString("| what the mirror gives | versions | share |\n|---|---|---|\n")
 	for _, row := range []struct {
 		what string

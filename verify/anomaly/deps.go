@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Masterminds/semver/v3"
+
 	"github.com/airlock-proxy/airlock/verify"
 )
 
@@ -38,6 +40,42 @@ type Dependency struct {
 	// Resolved is the release the range resolves to; its Version is
 	// empty when none does.
 	Resolved Release
+}
+
+// ResolveDependency describes the dependency name@spec from its package's
+// history, dist-tags and "created" time (zero if the registry gave none),
+// resolving spec as npm would: a dist-tag names its version, a semver
+// range takes the highest release that satisfies it. Other specs (git
+// URLs, aliases, files) resolve to nothing, and only the package's age
+// counts.
+func ResolveDependency(name, spec string, h History, distTags map[string]string, created time.Time) Dependency {
+	dep := Dependency{Name: name, Range: spec, Created: created}
+	for _, r := range h {
+		if !r.Published.IsZero() && (dep.Created.IsZero() || r.Published.Before(dep.Created)) {
+			dep.Created = r.Published
+		}
+	}
+	if v, ok := distTags[spec]; ok {
+		if j := h.Index(v); j >= 0 {
+			dep.Resolved = h[j]
+		}
+		return dep
+	}
+	if spec == "" {
+		spec = "*"
+	}
+	c, err := semver.NewConstraint(spec)
+	if err != nil {
+		return dep
+	}
+	for j := len(h) - 1; j >= 0; j-- {
+		v, err := semver.StrictNewVersion(h[j].Version)
+		if err == nil && c.Check(v) {
+			dep.Resolved = h[j]
+			break
+		}
+	}
+	return dep
 }
 
 // NewDependency finds a dependency a release added that carries what the

@@ -258,3 +258,34 @@ func TestTyposquat(t *testing.T) {
 		}
 	}
 }
+
+func TestResolveDependency(t *testing.T) {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	h := anomaly.History{
+		{Version: "1.0.0", Published: at},
+		{Version: "1.2.0", Published: at.AddDate(0, 1, 0)},
+		{Version: "2.0.0-beta.1", Published: at.AddDate(0, 2, 0), Prerelease: true},
+		{Version: "2.0.0", Published: at.AddDate(0, 3, 0), InstallScripts: []string{"postinstall"}},
+	}
+	tags := map[string]string{"latest": "2.0.0", "next": "2.0.0-beta.1"}
+	tests := []struct{ spec, want string }{
+		{"^1.0.0", "1.2.0"},
+		{"~1.0.0", "1.0.0"},
+		{"*", "2.0.0"},
+		{"", "2.0.0"},
+		{">=1 <2", "1.2.0"},
+		{"next", "2.0.0-beta.1"},
+		{"latest", "2.0.0"},
+		{"^3", ""},
+		{"git+https://example.com/x.git", ""},
+	}
+	for _, tt := range tests {
+		d := anomaly.ResolveDependency("x", tt.spec, h, tags, time.Time{})
+		if d.Resolved.Version != tt.want || !d.Created.Equal(at) {
+			t.Errorf("%q resolved to %q (created %v), want %q", tt.spec, d.Resolved.Version, d.Created, tt.want)
+		}
+	}
+	if d := anomaly.ResolveDependency("x", "*", h, tags, at.AddDate(-1, 0, 0)); !d.Created.Equal(at.AddDate(-1, 0, 0)) {
+		t.Errorf("the registry's created time is earlier: %v", d.Created)
+	}
+}
