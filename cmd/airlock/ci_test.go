@@ -26,6 +26,7 @@ import (
 	"github.com/airlock-proxy/airlock/proxy/admin"
 	"github.com/airlock-proxy/airlock/verify"
 	"github.com/airlock-proxy/airlock/verify/cirecord"
+	"github.com/airlock-proxy/airlock/verify/npmprov/npmprovtest"
 	"github.com/airlock-proxy/airlock/verify/policy"
 )
 
@@ -48,14 +49,13 @@ func ciServer(t *testing.T) (string, *ciRecords) {
 	return srv.URL, ci
 }
 
-// provenance writes a DSSE envelope of SLSA v1 provenance for an npm
-// tarball and a Go module, signed by k, and k's public key; it returns
-// their paths and the two subjects' digests in record form.
-func provenance(t *testing.T, k *ecdsa.PrivateKey) (env, pub string, npmDigest, goDigest string) {
-	t.Helper()
+// statement is SLSA v1 provenance for an npm tarball and a Go module,
+// built from commit abab…; it returns the two subjects' digests in record
+// form.
+func statement() (stmt []byte, npmDigest, goDigest string) {
 	tgz := sha512.Sum512([]byte("tarball"))
 	zip := sha256.Sum256([]byte("zip"))
-	stmt, _ := json.Marshal(map[string]any{
+	stmt, _ = json.Marshal(map[string]any{
 		"_type": "https://in-toto.io/Statement/v1",
 		"subject": []any{
 			map[string]any{"name": "pkg:npm/%40acme/app@1.2.3", "digest": map[string]string{"sha512": hex.EncodeToString(tgz[:])}},
@@ -72,6 +72,14 @@ func provenance(t *testing.T, k *ecdsa.PrivateKey) (env, pub string, npmDigest, 
 			"runDetails": map[string]any{"builder": map[string]string{"id": "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.2.3"}},
 		},
 	})
+	return stmt, "sha512-" + base64.StdEncoding.EncodeToString(tgz[:]), "h1:" + base64.StdEncoding.EncodeToString(zip[:])
+}
+
+// provenance writes the statement as a DSSE envelope signed by k, and k's
+// public key; it returns their paths and the subjects' digests.
+func provenance(t *testing.T, k *ecdsa.PrivateKey) (env, pub string, npmDigest, goDigest string) {
+	t.Helper()
+	stmt, npmDigest, goDigest := statement()
 	typ := "application/vnd.in-toto+json"
 	pae := fmt.Appendf(nil, "DSSEv1 %d %s %d %s", len(typ), typ, len(stmt), stmt)
 	h := sha256.Sum256(pae)
@@ -95,7 +103,42 @@ func provenance(t *testing.T, k *ecdsa.PrivateKey) (env, pub string, npmDigest, 
 	if err := os.WriteFile(pub, pemKey, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return env, pub, "sha512-" + base64.StdEncoding.EncodeToString(tgz[:]), "h1:" + base64.StdEncoding.EncodeToString(zip[:])
+	return env, pub, npmDigest, goDigest
+}
+
+// TestCIImportBundle: a sigstore bundle signed keylessly by the release
+// workflow, verified against a trusted_root.json and the identity given
+// on the command line.
+func TestCIImportBundle(t *testing.T) {
+	url, ci := ciServer(t)
+	s := npmprovtest.New(t)
+	stmt, _, goDigest := statement()
+	b, err := s.SignProvenance(stmt, npmprovtest.Source{Repository: "github.com/acme/app", Workflow: ".github/workflows/release.yml",
+		Ref: "refs/tags/v1.2.3", Commit: strings.Repeat("ab", 20)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	bundle, rootFile := filepath.Join(dir, "attestation.sigstore.json"), filepath.Join(dir, "trusted_root.json")
+	if err := os.WriteFile(bundle, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rootFile, s.TrustedRootJSON(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"ci", "import", "bundle", bundle, "--trusted-root", rootFile, "--issuer", npmprovtest.GitHubIssuer, "--server", url, "--token", ciSecret}
+	// Another organisation's identity: refused, nothing sent.
+	if _, _, err := run(t, append(base, "--identity", "https://github.com/evil/app/.github/workflows/release.yml@refs/tags/v1.2.3")...); err == nil {
+		t.Fatal("a bundle by another identity was imported")
+	}
+	if _, err := ci.Get(t.Context(), verify.Artifact{Ecosystem: verify.Go, Name: "github.com/acme/app", Version: "v1.2.3"}); err == nil {
+		t.Fatal("a record was stored from a bundle by another identity")
+	}
+	out, _, err := run(t, append(base, "--identity-regexp", `^https://github\.com/acme/app/\.github/workflows/release\.yml@refs/tags/v`)...)
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	mustContain(t, "import", out, "recorded go:github.com/acme/app@v1.2.3 "+goDigest, "recorded npm:@acme/app@1.2.3")
 }
 
 func newKey(t *testing.T) *ecdsa.PrivateKey {
