@@ -293,7 +293,6 @@ func (h *Handler) fetchPackument(ctx context.Context, name string, old *doc) (*d
 	}
 	if h.checksOn() {
 		h.recordPublishes(ctx, d)
-		h.names(ctx)
 		h.addName(name)
 	}
 	h.docs.put(d)
