@@ -24,6 +24,10 @@ const (
 	publishKeep = 30 * 24 * time.Hour
 	publishMax  = 256
 	maxUserName = 214 // npm's limit on names
+	// publishRecent is how recent a release must be to be logged: a burst
+	// matters while its releases are young, and most packuments have
+	// none that recent, so most fetches write nothing.
+	publishRecent = 7 * 24 * time.Hour
 )
 
 // recordPublishes adds the recent releases of a packument to their
@@ -35,7 +39,7 @@ func (h *Handler) recordPublishes(ctx context.Context, d *doc) {
 	now := h.o.Now()
 	by := map[string][]anomaly.Publish{}
 	for _, r := range d.history() {
-		if r.Publisher == "" || r.TrustedPublisher != "" || len(r.Publisher) > maxUserName || r.Published.IsZero() || now.Sub(r.Published) > publishKeep {
+		if r.Publisher == "" || r.TrustedPublisher != "" || len(r.Publisher) > maxUserName || r.Published.IsZero() || now.Sub(r.Published) > publishRecent {
 			continue
 		}
 		by[r.Publisher] = append(by[r.Publisher], anomaly.Publish{Package: d.name, Version: r.Version, Published: r.Published})
