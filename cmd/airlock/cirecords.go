@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/airlock-proxy/airlock/cache"
-	"github.com/airlock-proxy/airlock/proxy/admin"
 	"github.com/airlock-proxy/airlock/verify"
 	"github.com/airlock-proxy/airlock/verify/cirecord"
 	"github.com/airlock-proxy/airlock/verify/policy"
@@ -67,16 +66,16 @@ func (c *ciRecords) Get(ctx context.Context, a verify.Artifact) (cirecord.Record
 	return c.records.Get(ctx, a)
 }
 
-// Put stores r, then re-evaluates the holds of its package. When that
-// fails the record stays stored: a retry is a no-op Put that re-evaluates
-// again, and so is the next start.
-func (c *ciRecords) Put(ctx context.Context, r cirecord.Record) (admin.CIRecordResult, error) {
-	rec, created, err := c.records.Put(ctx, r)
-	if err != nil {
-		return admin.CIRecordResult{}, err
-	}
-	res := admin.CIRecordResult{Record: rec, Created: created}
-	f := cache.QuarantineFilter{Ecosystem: rec.Artifact.Ecosystem, Name: rec.Artifact.Name}
-	res.Released, err = reevaluate(ctx, c.meta, c.policy, c.now(), c.Check, f, c.log)
-	return res, err
+// Put stores r (cirecord.Records.Put).
+func (c *ciRecords) Put(ctx context.Context, r cirecord.Record) (cirecord.Record, bool, error) {
+	return c.records.Put(ctx, r)
+}
+
+// Lift re-evaluates the holds of a's package: a ci-digest hold whose
+// upstream digest a record now matches is released. When that fails the
+// record stays stored: a retry (a no-op Put) lifts again, and so does the
+// next start.
+func (c *ciRecords) Lift(ctx context.Context, a verify.Artifact) ([]string, error) {
+	f := cache.QuarantineFilter{Ecosystem: a.Ecosystem, Name: a.Name}
+	return reevaluate(ctx, c.meta, c.policy, c.now(), c.Check, f, c.log)
 }

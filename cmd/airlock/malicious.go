@@ -211,9 +211,12 @@ func (m *malicious) lift(ctx context.Context) error {
 		return err
 	}
 	for _, q := range qs {
+		// The feed's findings carry its record id; a known-malicious
+		// finding without one (npm's own takedown, proxy/npm) is not the
+		// feed's to lift.
 		onlyFeed := len(q.Findings) > 0
 		for _, f := range q.Findings {
-			if f.Check != osv.Check {
+			if f.Check != osv.Check || f.Evidence["id"] == "" {
 				onlyFeed = false
 			}
 		}

@@ -42,3 +42,33 @@ func TestAdvisoriesFastTrack(t *testing.T) {
 		t.Errorf("an advisory denied a version: %v", fs)
 	}
 }
+
+// A denial the feed did not make (npm's own takedown: a known-malicious
+// finding without a feed record id) is not lifted when the feed reloads.
+func TestFeedLiftsOnlyItsOwn(t *testing.T) {
+	ctx := context.Background()
+	meta, err := cache.OpenBolt(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer meta.Close()
+	deny := func(name string, ev map[string]string) string {
+		st, err := meta.Decide(ctx, verify.Artifact{Ecosystem: verify.NPM, Name: name, Version: "1.0.0"},
+			verify.Decision{Verdict: verify.Deny, Findings: []verify.Finding{{Check: "known-malicious", Message: "x", Evidence: ev}}}, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Quarantine.ID
+	}
+	takedown := deny("taken-down", map[string]string{"source": "npm registry takedown", "placeholder": "0.0.1-security"})
+	withdrawn := deny("was-in-feed", map[string]string{"id": "MAL-2026-1"})
+	if _, err := loadMalicious(ctx, []string{t.TempDir()}, nil, meta, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if q, _ := meta.Quarantine(ctx, takedown); q.State != cache.Held {
+		t.Errorf("the takedown was lifted: %+v", q)
+	}
+	if q, _ := meta.Quarantine(ctx, withdrawn); q.State != cache.Released {
+		t.Errorf("a denial whose feed record is gone stayed: %+v", q)
+	}
+}

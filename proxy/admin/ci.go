@@ -16,10 +16,13 @@ import (
 
 // CIRecords stores what the organisation's CI built.
 type CIRecords interface {
-	// Put stores a record (see cirecord.Records.Put) and re-evaluates
-	// the holds it may lift.
-	Put(ctx context.Context, r cirecord.Record) (CIRecordResult, error)
+	// Put stores a record and reports whether it is new (see
+	// cirecord.Records.Put).
+	Put(ctx context.Context, r cirecord.Record) (cirecord.Record, bool, error)
 	Get(ctx context.Context, a verify.Artifact) (cirecord.Record, error)
+	// Lift re-evaluates the holds of a's package now that its record is
+	// stored, returning the quarantine ids it released.
+	Lift(ctx context.Context, a verify.Artifact) ([]string, error)
 }
 
 // WithCIRecords answers /ci/records.
@@ -80,7 +83,10 @@ func (a *api) putCIRecord(w http.ResponseWriter, r *http.Request, tok Token) {
 		Artifact: verify.Artifact{Ecosystem: req.Ecosystem, Name: req.Name, Version: req.Version},
 		Digest:   strings.TrimSpace(req.Digest), Builder: req.Builder, Commit: req.Commit, Source: req.Source,
 	}
-	res, err := a.ci.Put(r.Context(), rec)
+	// Once stored, the record's audit event and the holds it lifts must
+	// not depend on the client waiting for them.
+	ctx := context.WithoutCancel(r.Context())
+	stored, created, err := a.ci.Put(ctx, rec)
 	var conflict *cirecord.ConflictError
 	switch {
 	case errors.Is(err, cirecord.ErrInvalid):
@@ -91,26 +97,29 @@ func (a *api) putCIRecord(w http.ResponseWriter, r *http.Request, tok Token) {
 		// replace what CI built: an alert for a human either way.
 		a.log.Error("conflicting CI record refused", "actor", tok.actor(), "artifact", rec.Artifact.String(),
 			"recorded", conflict.Existing.Digest, "proposed", rec.Digest)
-		a.appendAudit(r, cache.AuditEvent{Actor: tok.actor(), Action: ActionCIRecordConflict, Artifact: rec.Artifact.String(),
+		a.appendAudit(ctx, cache.AuditEvent{Actor: tok.actor(), Action: ActionCIRecordConflict, Artifact: rec.Artifact.String(),
 			Reason: "a different digest for an artifact CI recorded", Detail: fmt.Sprintf("recorded %s, proposed %s", conflict.Existing.Digest, rec.Digest)})
 		writeError(w, http.StatusConflict, err.Error())
 		return
-	case err != nil && res.Record.Digest == "":
+	case err != nil:
 		a.internal(w, r, err)
 		return
 	}
-	if res.Created {
-		a.log.Info("CI record stored", "actor", tok.actor(), "artifact", res.Record.Artifact.String(), "digest", res.Record.Digest, "source", res.Record.Source)
-		a.appendAudit(r, cache.AuditEvent{Actor: tok.actor(), Action: ActionCIRecord, Artifact: res.Record.Artifact.String(),
-			Detail: fmt.Sprintf("digest %s, source %s, builder %s, commit %s", res.Record.Digest, res.Record.Source, orNone(res.Record.Builder), orNone(res.Record.Commit))})
+	res := CIRecordResult{Record: stored, Created: created}
+	if created {
+		// Audited before the holds it lifts, so the log reads in order:
+		// who recorded what, then what that released.
+		a.log.Info("CI record stored", "actor", tok.actor(), "artifact", stored.Artifact.String(), "digest", stored.Digest, "source", stored.Source)
+		a.appendAudit(ctx, cache.AuditEvent{Actor: tok.actor(), Action: ActionCIRecord, Artifact: stored.Artifact.String(),
+			Detail: fmt.Sprintf("digest %s, source %s, builder %s, commit %s", stored.Digest, stored.Source, orNone(stored.Builder), orNone(stored.Commit))})
 	}
-	if err != nil {
+	if res.Released, err = a.ci.Lift(ctx, stored.Artifact); err != nil {
 		// Stored, but its holds were not all re-evaluated: a retry does it.
 		a.internal(w, r, fmt.Errorf("re-evaluating holds after a CI record: %w", err))
 		return
 	}
 	status := http.StatusOK
-	if res.Created {
+	if created {
 		status = http.StatusCreated
 	}
 	writeJSON(w, status, res)
@@ -139,8 +148,8 @@ func (a *api) getCIRecord(w http.ResponseWriter, r *http.Request, _ Token) {
 
 // appendAudit records an event; the request is answered either way, as
 // the event's facts are in the server log too.
-func (a *api) appendAudit(r *http.Request, e cache.AuditEvent) {
-	if _, err := a.meta.AppendAudit(r.Context(), e); err != nil {
+func (a *api) appendAudit(ctx context.Context, e cache.AuditEvent) {
+	if _, err := a.meta.AppendAudit(ctx, e); err != nil {
 		a.log.Error("admin API: audit append failed", "action", e.Action, "artifact", e.Artifact, "err", err)
 	}
 }

@@ -50,12 +50,12 @@ func (s *memRecords) Swap(_ context.Context, key string, old, new []byte) (bool,
 	return true, nil
 }
 
-func (s *memRecords) Put(ctx context.Context, r cirecord.Record) (CIRecordResult, error) {
-	rec, created, err := s.rs.Put(ctx, r)
-	if err != nil {
-		return CIRecordResult{}, err
-	}
-	return CIRecordResult{Record: rec, Created: created, Released: s.lift}, s.liftErr
+func (s *memRecords) Put(ctx context.Context, r cirecord.Record) (cirecord.Record, bool, error) {
+	return s.rs.Put(ctx, r)
+}
+
+func (s *memRecords) Lift(context.Context, verify.Artifact) ([]string, error) {
+	return s.lift, s.liftErr
 }
 
 func (s *memRecords) Get(ctx context.Context, a verify.Artifact) (cirecord.Record, error) {

@@ -198,3 +198,35 @@ func TestTyposquat(t *testing.T) {
 		t.Errorf("the warning is not on the decision: %+v", st.Decision)
 	}
 }
+
+// TestNewDependencyAliasAndOutside: an alias is checked as the package it
+// names, and a dependency from outside the registry is a finding.
+func TestNewDependencyAliasAndOutside(t *testing.T) {
+	ctx := context.Background()
+	reg := npmtest.New(t, npmtest.Options{})
+	now := time.Now()
+	for _, p := range []npmtest.Package{
+		{Name: "lodash", Versions: []npmtest.Version{{Version: "4.17.21", Published: now.AddDate(-4, 0, 0)}}},
+		{Name: "plain-crypto-js", Versions: []npmtest.Version{{Version: "4.2.1", Published: now.AddDate(-1, 0, 0), Scripts: map[string]string{"postinstall": "node setup.js"}}}},
+		{Name: "aliased", Versions: []npmtest.Version{
+			{Version: "1.0.0", Published: now.AddDate(0, -2, 0)},
+			{Version: "1.0.1", Published: now.Add(-48 * time.Hour), Dependencies: map[string]string{"lodash": "npm:plain-crypto-js@4.2.1"}},
+		}},
+		{Name: "gitdep", Versions: []npmtest.Version{
+			{Version: "1.0.0", Published: now.AddDate(0, -2, 0)},
+			{Version: "1.0.1", Published: now.Add(-48 * time.Hour), Dependencies: map[string]string{"helper": "git+https://example.invalid/helper.git"}},
+		}},
+	} {
+		if err := reg.Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := newFixture(t, reg, func(o *npm.Options) { o.Checks = policy.Default() })
+	for name, want := range map[string]string{"aliased": "npm:plain-crypto-js", "gitdep": "from outside the registry"} {
+		f.get(t, "/"+name, "")
+		st, err := f.meta.Status(ctx, verify.Artifact{Ecosystem: verify.NPM, Name: name, Version: "1.0.1"})
+		if err != nil || st.Quarantine == nil || !strings.Contains(st.Quarantine.Findings[0].Message, want) {
+			t.Errorf("%s@1.0.1: %+v, %v; want a finding naming %q", name, st.Quarantine, err, want)
+		}
+	}
+}

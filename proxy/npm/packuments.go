@@ -44,7 +44,8 @@ type doc struct {
 	mu       sync.Mutex
 	enc      map[string]encoded // answers by form, base URL and hidden set
 	findings map[int][]verify.Finding
-	deps     map[int][]anomaly.Dependency
+	deps     map[int][]verify.Finding // new-dependency findings by release
+	lookups  int                      // dependency packuments read for them
 
 	histOnce sync.Once
 	hist     anomaly.History

@@ -256,3 +256,26 @@ func TestCIDigest(t *testing.T) {
 		t.Errorf("record = %+v", q)
 	}
 }
+
+// In a CI namespace that also requires a signature, an unsigned image is
+// held for its signature, not only for its missing CI record: a record
+// that later lifts ci-digest holds cannot let it through unverified.
+func TestCIDigestAfterSignature(t *testing.T) {
+	img := image(t)
+	f := newFixture(t, requireSig(""), func(o *oci.Options) {
+		p := policy.Default()
+		p.Rules = []policy.Rule{{Match: "oci:up/test/*", CI: true}}
+		o.Checks = p
+		o.CI = func(context.Context, verify.Artifact, string) (*verify.Finding, error) {
+			return &verify.Finding{Check: policy.CheckCIDigest, Message: "not built by our CI"}, nil
+		}
+	})
+	f.push(t, "test/app:v1", img)
+	if _, code := f.tagDigest(t, "up/test/app:v1"); code != "DENIED" {
+		t.Fatalf("unsigned image in a CI namespace = %s", code)
+	}
+	q := f.quarantineOf(t, digestArtifact("up/test/app", digestOf(t, img)))
+	if !policy.HasCheck(q.Findings, "signature") {
+		t.Errorf("held without its signature finding: %+v", q.Findings)
+	}
+}

@@ -16,13 +16,18 @@ func (h *Handler) serveManifest(w http.ResponseWriter, r *http.Request, t target
 		if d, err = h.resolveTag(ctx, t, ref); err != nil {
 			return err
 		}
-		if err := h.ciCheck(ctx, t, ref, d); err != nil {
-			return err
-		}
 	}
 	m, err := h.admit(ctx, t, d)
 	if err != nil {
 		return err
+	}
+	// After admission: a ci-digest hold is then the only thing between
+	// the digest and the client, so a CI record that releases it cannot
+	// release a signature check that never ran.
+	if d != ref {
+		if err := h.ciCheck(ctx, t, ref, d); err != nil {
+			return err
+		}
 	}
 	if !accepts(r.Header.Values("Accept"), m.info.mediaType) {
 		return errorf(http.StatusNotFound, codeManifestUnknown,

@@ -358,7 +358,12 @@ func judgeNPM(name string, pk pkDoc, deps depSource) pkgResult {
 		var added []anomaly.Dependency
 		if deps != nil {
 			for _, dn := range anomaly.AddedDependencies(h, i, anomaly.DefaultSettled) {
-				if d, ok := deps(dn, r.Dependencies[dn]); ok {
+				target, rng, outside := anomaly.SplitSpec(dn, r.Dependencies[dn])
+				if outside {
+					added = append(added, anomaly.Dependency{Name: dn, Range: r.Dependencies[dn], Outside: true})
+					continue
+				}
+				if d, ok := deps(target, rng); ok {
 					added = append(added, d)
 				}
 			}

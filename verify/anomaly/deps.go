@@ -35,11 +35,32 @@ func AddedDependencies(h History, i int, settled time.Duration) []string {
 // (npm takes the highest that satisfies it).
 type Dependency struct {
 	Name, Range string
+	// Outside is a dependency npm installs from outside the registry (a
+	// URL, git, a file, GitHub's owner/repo): nothing of it can be
+	// checked, which is a finding in itself.
+	Outside bool
 	// Created is when the package was first published; zero if unknown.
 	Created time.Time
 	// Resolved is the release the range resolves to; its Version is
 	// empty when none does.
 	Resolved Release
+}
+
+// SplitSpec reads a dependency's spec as npm does: "npm:<name>@<range>"
+// is an alias for another registry package (target); a URL, a git or
+// file spec, or GitHub's "owner/repo" shorthand installs from outside the
+// registry (outside); anything else is a range or dist-tag of name.
+func SplitSpec(name, spec string) (target, rng string, outside bool) {
+	if rest, ok := strings.CutPrefix(spec, "npm:"); ok {
+		if i := strings.LastIndex(rest, "@"); i > 0 {
+			return rest[:i], rest[i+1:], false
+		}
+		return rest, "", false
+	}
+	if strings.Contains(spec, ":") || strings.Contains(spec, "/") {
+		return name, spec, true
+	}
+	return name, spec, false
 }
 
 // ResolveDependency describes the dependency name@spec from its package's
@@ -89,6 +110,11 @@ func ResolveDependency(name, spec string, h History, distTags map[string]string,
 // @acme/widget that starts depending on it.
 func NewDependency(pkg string, r Release, dep Dependency, cooldown time.Duration) *verify.Finding {
 	ev := map[string]string{"dependency": dep.Name, "range": dep.Range}
+	if dep.Outside {
+		return &verify.Finding{Check: "install-script-added",
+			Message:  fmt.Sprintf("adds dependency %s from outside the registry (%s): what it installs, install scripts included, bypasses every check", dep.Name, dep.Range),
+			Evidence: ev}
+	}
 	var why []string
 	if v := dep.Resolved.Version; v != "" && len(dep.Resolved.InstallScripts) > 0 {
 		ev["resolved"] = v

@@ -289,3 +289,32 @@ func TestResolveDependency(t *testing.T) {
 		t.Errorf("the registry's created time is earlier: %v", d.Created)
 	}
 }
+
+func TestSplitSpec(t *testing.T) {
+	tests := []struct {
+		name, spec, target, rng string
+		outside                 bool
+	}{
+		{"lodash", "^4.17.21", "lodash", "^4.17.21", false},
+		{"lodash", "latest", "lodash", "latest", false},
+		{"lodash", "", "lodash", "", false},
+		{"lodash", ">=4 <5 || 3.x", "lodash", ">=4 <5 || 3.x", false},
+		{"lodash", "npm:plain-crypto-js@4.2.1", "plain-crypto-js", "4.2.1", false},
+		{"x", "npm:@evil/pkg@^1", "@evil/pkg", "^1", false},
+		{"x", "npm:@evil/pkg", "@evil/pkg", "", false},
+		{"x", "git+https://github.com/evil/x.git", "x", "git+https://github.com/evil/x.git", true},
+		{"x", "github:evil/x", "x", "github:evil/x", true},
+		{"x", "evil/x#main", "x", "evil/x#main", true},
+		{"x", "https://evil.example/x.tgz", "x", "https://evil.example/x.tgz", true},
+		{"x", "file:../x", "x", "file:../x", true},
+	}
+	for _, tt := range tests {
+		target, rng, outside := anomaly.SplitSpec(tt.name, tt.spec)
+		if target != tt.target || rng != tt.rng || outside != tt.outside {
+			t.Errorf("SplitSpec(%q, %q) = %q, %q, %v; want %q, %q, %v", tt.name, tt.spec, target, rng, outside, tt.target, tt.rng, tt.outside)
+		}
+	}
+	if f := anomaly.NewDependency("x", anomaly.Release{Version: "1.0.1"}, anomaly.Dependency{Name: "h", Range: "github:evil/h", Outside: true}, 0); f == nil || !strings.Contains(f.Message, "outside the registry") {
+		t.Errorf("outside dependency: %+v", f)
+	}
+}
