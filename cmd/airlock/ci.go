@@ -95,9 +95,10 @@ func newCIShowCmd(g *globalFlags) *cobra.Command {
 	}
 }
 
-// sendRecords posts each record and reports what became of it. A
-// conflicting record does not stop the others; any failure fails the
-// command once all were tried.
+// sendRecords posts each record and reports what became of it. A refused
+// or failed record does not stop the others; any refusal or failure fails
+// the command once all were tried. With --json it prints the answers (and
+// the errors, as {"artifact", "error"}) as one JSON array.
 func sendRecords(ctx context.Context, c *apiClient, g *globalFlags, w io.Writer, recs []cirecord.Record) error {
 	failed := 0
 	var results []json.RawMessage
@@ -108,14 +109,20 @@ func sendRecords(ctx context.Context, c *apiClient, g *globalFlags, w io.Writer,
 		}
 		var res admin.CIRecordResult
 		data, err := c.call(ctx, http.MethodPost, "/admin/api/v1/ci/records", nil, req, &res)
-		var ae *apiError
-		switch {
-		case errors.As(err, &ae) && (ae.status == http.StatusConflict || ae.status == http.StatusBadRequest):
+		if err != nil {
 			failed++
-			fmt.Fprintf(w, "REFUSED %s: %s\n", clean(r.Artifact.String()), clean(ae.message))
+			msg := err.Error()
+			var ae *apiError
+			if errors.As(err, &ae) {
+				msg = ae.message
+			}
+			if g.json {
+				b, _ := json.Marshal(map[string]string{"artifact": r.Artifact.String(), "error": msg})
+				results = append(results, b)
+			} else {
+				fmt.Fprintf(w, "REFUSED %s: %s\n", clean(r.Artifact.String()), clean(msg))
+			}
 			continue
-		case err != nil:
-			return err
 		}
 		if g.json {
 			results = append(results, data)
@@ -140,7 +147,7 @@ func sendRecords(ctx context.Context, c *apiClient, g *globalFlags, w io.Writer,
 		}
 	}
 	if failed > 0 {
-		return fmt.Errorf("%d of %d records refused", failed, len(recs))
+		return fmt.Errorf("%d of %d records refused or failed", failed, len(recs))
 	}
 	return nil
 }

@@ -23,7 +23,9 @@ const checkSumDB = "sumdb"
 // Explain runs the checks on a module version without serving it: the
 // checksum database's record, the cooldown, the known-malicious feeds,
 // the CI record for a CI namespace, and the policy, with what Airlock
-// recorded when it downloaded the version (if it did).
+// recorded when it downloaded the version (if it did). Like a list
+// request it records what it looked up (the .info time, the record id, a
+// tree-size sample): facts about the version, not a decision.
 func (h *Handler) Explain(ctx context.Context, a verify.Artifact) (policy.Explanation, error) {
 	if err := verify.CheckGoModule(a.Name, a.Version); err != nil {
 		return policy.Explanation{}, errorf(http.StatusBadRequest, "%s", err)

@@ -16,34 +16,35 @@ import (
 // organisation uses, which a typosquat imitates. Loaded from the
 // observations on first use, then grown as packuments are fetched.
 type knownNames struct {
-	once sync.Once
-	mu   sync.Mutex
-	set  map[string]bool
-	list []string // sorted; rebuilt when set grows
+	mu     sync.Mutex
+	loaded bool // the observations were read (retried until they are)
+	set    map[string]bool
+	list   []string // sorted; rebuilt when set grows
 }
 
 func (h *Handler) names(ctx context.Context) []string {
 	k := &h.known
-	k.once.Do(func() {
-		keys, err := h.o.Meta.ObservedKeys(ctx, "npm:")
-		if err != nil {
-			h.o.Log.Warn("listing the packages in use, for the typosquat check", "err", err)
-		}
-		k.mu.Lock()
-		defer k.mu.Unlock()
-		if k.set == nil {
-			k.set = map[string]bool{}
-		}
-		for _, key := range keys {
-			rest := strings.TrimPrefix(key, "npm:")
-			if i := strings.LastIndex(rest, "@"); i > 0 {
-				k.set[rest[:i]] = true
-			}
-		}
-		k.list = nil
-	})
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.set == nil {
+		k.set = map[string]bool{}
+	}
+	if !k.loaded {
+		// Not the request's to cancel: the list serves every later one.
+		keys, err := h.o.Meta.ObservedKeys(context.WithoutCancel(ctx), "npm:")
+		if err != nil {
+			h.o.Log.Warn("listing the packages in use, for the typosquat check", "err", err)
+		} else {
+			k.loaded = true
+			for _, key := range keys {
+				rest := strings.TrimPrefix(key, "npm:")
+				if i := strings.LastIndex(rest, "@"); i > 0 {
+					k.set[rest[:i]] = true
+				}
+			}
+			k.list = nil
+		}
+	}
 	if k.list == nil {
 		k.list = make([]string, 0, len(k.set))
 		for n := range k.set {

@@ -19,9 +19,9 @@ func (e *regError) StatusCode() int { return e.status }
 // Explain runs the checks on an image without serving it: for
 // oci:<upstream>/<repository>:<tag> the digest upstream gives the tag
 // now, and for …@sha256:… that digest; then the signature policy, the
-// cooldown (signature log time, tag move), the tag's drift from the digest
-// it serves, and the CI record of a CI namespace, with the records of the
-// digest and the tag.
+// cooldown by the signature's log time, the tag's drift from the digest
+// it serves (with when it moved, among the facts), and the CI record of a
+// CI namespace, with the digest's record.
 func (h *Handler) Explain(ctx context.Context, a verify.Artifact) (policy.Explanation, error) {
 	t, rerr := h.selectTarget(a.Name, "", "")
 	if rerr != nil {
@@ -89,7 +89,7 @@ func (h *Handler) Explain(ctx context.Context, a verify.Artifact) (policy.Explan
 				Evidence: map[string]string{"tag": tag, "old": ts.Digest, "new": d}})
 		}
 		tagged := t.tagArtifact(tag)
-		if h.o.Checks.Mode != "" && h.o.Checks.For(tagged).CI {
+		if h.o.Checks.Mode != "" && h.o.Checks.For(tagged).CI && !materialTag.MatchString(tag) {
 			ran = append(ran, policy.CheckCIDigest)
 			f, err := h.o.CI(ctx, tagged, d)
 			if err != nil {

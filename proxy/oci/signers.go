@@ -42,8 +42,8 @@ func (h *Handler) newSigner(ctx context.Context, t target, signers []string) (*v
 	if _, err := h.getJSON(ctx, bucketSigners, t.key, &known); err != nil {
 		return nil, err
 	}
-	if len(known) == 0 {
-		return nil, nil
+	if len(known) == 0 || len(known) >= maxSigners {
+		return nil, nil // the first signed image, or no usual signer
 	}
 	var ids []string
 	for _, s := range signers {
