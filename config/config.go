@@ -53,6 +53,10 @@ type Token struct {
 	SHA256 string   `yaml:"sha256"`
 	Env    string   `yaml:"env"`
 	File   string   `yaml:"file"`
+	// Namespaces, when set, are the "<ecosystem>:<glob>" namespaces (as in
+	// policy rules) whose CI records this token may write: one team's
+	// release job cannot record, and so block, another team's versions.
+	Namespaces []string `yaml:"namespaces"`
 }
 
 // Scopes a token may carry.
@@ -229,6 +233,15 @@ func (c Config) Validate() error {
 		for j, s := range t.Scopes {
 			if !validScopes[s] {
 				return fmt.Errorf("%s.scopes[%d]: %q must be admin, read or ci", key, j, s)
+			}
+		}
+		for j, ns := range t.Namespaces {
+			eco, glob, ok := strings.Cut(ns, ":")
+			if !ok || glob == "" || (eco != "go" && eco != "npm" && eco != "oci" && eco != "*") {
+				return fmt.Errorf("%s.namespaces[%d]: %q: want <go|npm|oci|*>:<name glob>", key, j, ns)
+			}
+			if _, err := path.Match(glob, ""); err != nil {
+				return fmt.Errorf("%s.namespaces[%d]: %q: %w", key, j, ns, err)
 			}
 		}
 	}

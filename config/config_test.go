@@ -87,6 +87,7 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"token two secrets", "admin:\n  tokens:\n    - {name: a, scopes: [admin], env: X, file: /y}\n", "admin.tokens[0]: set exactly one"},
 		{"token bad scope", "admin:\n  tokens:\n    - {name: a, scopes: [root], env: X}\n", "admin.tokens[0].scopes[0]:"},
 		{"token bad hash", "admin:\n  tokens:\n    - {name: a, scopes: [admin], sha256: abc}\n", "admin.tokens[0].sha256:"},
+		{"token bad namespace", "admin:\n  tokens:\n    - {name: a, scopes: [ci], env: X, namespaces: [\"acme/*\"]}\n", "admin.tokens[0].namespaces[0]:"},
 		{"token duplicate", "admin:\n  tokens:\n    - {name: a, scopes: [admin], env: X}\n    - {name: a, scopes: [read], env: Y}\n", "admin.tokens[1].name:"},
 		{"duplicate key", "listen: a:1\nlisten: b:2\n", "listen"},
 		{"alias", "x: &a 1\nlisten: *a\n", ""},

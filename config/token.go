@@ -11,9 +11,10 @@ import (
 // ResolvedToken is a configured admin token with its secret reduced to a
 // SHA-256 hash, whichever way the secret was given.
 type ResolvedToken struct {
-	Name   string
-	Scopes []string
-	Hash   [32]byte
+	Name       string
+	Scopes     []string
+	Namespaces []string
+	Hash       [32]byte
 }
 
 // ResolveTokens reads each token's secret from its environment variable or
@@ -23,7 +24,7 @@ func (a Admin) ResolveTokens() ([]ResolvedToken, error) {
 	var out []ResolvedToken
 	for i, t := range a.Tokens {
 		key := fmt.Sprintf("admin.tokens[%d]", i)
-		r := ResolvedToken{Name: t.Name, Scopes: t.Scopes}
+		r := ResolvedToken{Name: t.Name, Scopes: t.Scopes, Namespaces: t.Namespaces}
 		switch {
 		case t.SHA256 != "":
 			b, err := hex.DecodeString(t.SHA256)

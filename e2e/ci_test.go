@@ -29,7 +29,7 @@ func ciAirlock(t *testing.T, config string) (*instance, string) {
 admin:
   tokens:
     - {name: ops, scopes: [admin], file: %q}
-    - {name: release-job, scopes: [ci], file: %q}
+    - {name: release-job, scopes: [ci], file: %q, namespaces: ["go:example.com/acme/*", "oci:up/acme/*"]}
 %s`, filepath.Join(data, "admin-token"), filepath.Join(secrets, "ci-token"), config), data), ciSecret
 }
 
@@ -81,6 +81,10 @@ policy:
 	built := "h1:" + strings.Repeat("A", 43) + "="
 	if out, err := inst.ciCLI(t, ciToken, "record", "go:example.com/acme/lib@v1.1.0", built); err != nil {
 		t.Fatalf("ci record v1.1.0: %v\n%s", err, out)
+	}
+	// The token records its own namespaces only.
+	if out, err := inst.ciCLI(t, ciToken, "record", "go:example.com/other/lib@v1.0.0", built); err == nil || !strings.Contains(out, "may record CI builds of") {
+		t.Errorf("a record outside the token's namespaces: %v\n%s", err, out)
 	}
 	// The ci token cannot release anything.
 	if out, err := inst.ciCLI(t, ciToken, "show", "go:example.com/acme/lib@v1.0.0"); err != nil || !strings.Contains(out, "release.yml") {

@@ -230,7 +230,7 @@ func adminTokens(cfg config.Config, log *slog.Logger) ([]admin.Token, error) {
 	}
 	var out []admin.Token
 	for _, t := range resolved {
-		out = append(out, admin.Token{Name: t.Name, Scopes: t.Scopes, Hash: t.Hash})
+		out = append(out, admin.Token{Name: t.Name, Scopes: t.Scopes, Namespaces: t.Namespaces, Hash: t.Hash})
 	}
 	if len(out) > 0 {
 		return out, nil

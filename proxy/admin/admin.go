@@ -44,6 +44,10 @@ type Token struct {
 	Name   string
 	Scopes []string
 	Hash   [32]byte
+	// Namespaces, when set, limit the CI records the token may write to
+	// artifacts matching one of them ("<ecosystem>:<glob>", as in
+	// policy rules).
+	Namespaces []string
 }
 
 // allows reports whether the token grants scope; admin grants all.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -12,6 +13,7 @@ import (
 	"github.com/airlock-proxy/airlock/cache"
 	"github.com/airlock-proxy/airlock/verify"
 	"github.com/airlock-proxy/airlock/verify/cirecord"
+	"github.com/airlock-proxy/airlock/verify/policy"
 )
 
 // CIRecords stores what the organisation's CI built.
@@ -82,6 +84,11 @@ func (a *api) putCIRecord(w http.ResponseWriter, r *http.Request, tok Token) {
 	rec := cirecord.Record{
 		Artifact: verify.Artifact{Ecosystem: req.Ecosystem, Name: req.Name, Version: req.Version},
 		Digest:   strings.TrimSpace(req.Digest), Builder: req.Builder, Commit: req.Commit, Source: req.Source,
+	}
+	if len(tok.Namespaces) > 0 && !slices.ContainsFunc(tok.Namespaces, func(ns string) bool { return policy.Match(ns, rec.Artifact) }) {
+		a.log.Warn("CI record outside the token's namespaces refused", "actor", tok.actor(), "artifact", rec.Artifact.String())
+		writeError(w, http.StatusForbidden, fmt.Sprintf("token %s may record CI builds of %s only, not %s", tok.Name, strings.Join(tok.Namespaces, ", "), rec.Artifact))
+		return
 	}
 	// Once stored, the record's audit event and the holds it lifts must
 	// not depend on the client waiting for them.

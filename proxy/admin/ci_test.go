@@ -183,3 +183,24 @@ func TestCIRecordsNotConfigured(t *testing.T) {
 		t.Errorf("status %d: %s", w.Code, w.Body)
 	}
 }
+
+// A ci token limited to namespaces records only there.
+func TestCIRecordsNamespaces(t *testing.T) {
+	f := newFixture(t)
+	recs := newMemRecords()
+	toks := append(testTokens(), Token{Name: "acme-release", Scopes: []string{ScopeCI}, Hash: HashToken("alk_acme"), Namespaces: []string{"go:github.com/acme/*"}})
+	f.h = New(f.meta, toks, nil, WithCIRecords(recs))
+	body := func(name string) string {
+		return fmt.Sprintf(`{"ecosystem":"go","name":%q,"version":"v1.0.0","digest":%q}`, name, h1Of(name))
+	}
+	if w := f.do(t, "POST", "/admin/api/v1/ci/records", "alk_acme", body("github.com/acme/app")); w.Code != http.StatusCreated {
+		t.Errorf("inside its namespace: %d %s", w.Code, w.Body)
+	}
+	w := f.do(t, "POST", "/admin/api/v1/ci/records", "alk_acme", body("github.com/other/app"))
+	if w.Code != http.StatusForbidden || !strings.Contains(errorOf(t, w), "go:github.com/acme/*") {
+		t.Errorf("outside its namespace: %d %s", w.Code, w.Body)
+	}
+	if len(recs.m) != 1 {
+		t.Errorf("stored %d records", len(recs.m))
+	}
+}
