@@ -148,7 +148,7 @@ func TestAdvisoryFastTrack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, ok := checked(x, policy.CheckCooldown); !ok || c.Result != policy.NotRun || !strings.Contains(c.Note, "GO-2026-0001") {
+	if c, ok := x.Check(policy.CheckCooldown); !ok || c.Result != policy.NotRun || !strings.Contains(c.Note, "GO-2026-0001") {
 		t.Errorf("explain cooldown %+v", c)
 	}
 }

@@ -12,16 +12,6 @@ import (
 	"github.com/airlock-proxy/airlock/verify/policy"
 )
 
-// checked finds a check in an explanation.
-func checked(x policy.Explanation, check string) (policy.Checked, bool) {
-	for _, c := range x.Checks {
-		if c.Check == check {
-			return c, true
-		}
-	}
-	return policy.Checked{}, false
-}
-
 func TestExplain(t *testing.T) {
 	ctx := context.Background()
 	c := &clock{t: time.Now()}
@@ -56,11 +46,11 @@ func TestExplain(t *testing.T) {
 		t.Errorf("v1.0.0 verdict %s: %+v", x.Verdict, x.Checks)
 	}
 	for _, check := range []string{"sumdb", policy.CheckCooldown, policy.CheckCIDigest, policy.CheckKnownMalicious} {
-		if c, ok := checked(x, check); !ok || c.Result != policy.Pass {
+		if c, ok := x.Check(check); !ok || c.Result != policy.Pass {
 			t.Errorf("v1.0.0 %s = %+v, want pass", check, c)
 		}
 	}
-	if c, _ := checked(x, "sumdb"); !strings.Contains(c.Note, zip) {
+	if c, _ := x.Check("sumdb"); !strings.Contains(c.Note, zip) {
 		t.Errorf("sumdb note %q lacks the zip hash", c.Note)
 	}
 
@@ -73,7 +63,7 @@ func TestExplain(t *testing.T) {
 		t.Errorf("v1.1.0 verdict %s", x.Verdict)
 	}
 	for _, check := range []string{policy.CheckCooldown, policy.CheckCIDigest} {
-		if c, ok := checked(x, check); !ok || c.Result != policy.Found || c.Action != policy.Quarantine {
+		if c, ok := x.Check(check); !ok || c.Result != policy.Found || c.Action != policy.Quarantine {
 			t.Errorf("v1.1.0 %s = %+v, want a finding to quarantine", check, c)
 		}
 	}
@@ -86,7 +76,7 @@ func TestExplain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, ok := checked(x, "sumdb"); !ok || c.Result != policy.Found || x.Verdict == verify.Allow {
+	if c, ok := x.Check("sumdb"); !ok || c.Result != policy.Found || x.Verdict == verify.Allow {
 		t.Errorf("unknown version: %+v, verdict %s", c, x.Verdict)
 	}
 	// An invalid name is the caller's error.

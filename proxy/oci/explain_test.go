@@ -11,15 +11,6 @@ import (
 	"github.com/airlock-proxy/airlock/verify/policy"
 )
 
-func checkOf(x policy.Explanation, check string) (policy.Checked, bool) {
-	for _, c := range x.Checks {
-		if c.Check == check {
-			return c, true
-		}
-	}
-	return policy.Checked{}, false
-}
-
 func TestExplain(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, requireSig(""), withChecks(policy.Default()))
@@ -40,7 +31,7 @@ func TestExplain(t *testing.T) {
 		t.Errorf("signed image: %+v", x)
 	}
 	for _, check := range []string{"signature", policy.CheckCooldown, "tag-moved"} {
-		if c, ok := checkOf(x, check); !ok || c.Result != policy.Pass {
+		if c, ok := x.Check(check); !ok || c.Result != policy.Pass {
 			t.Errorf("signed %s = %+v, want pass", check, c)
 		}
 	}
@@ -56,7 +47,7 @@ func TestExplain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c, ok := checkOf(x, "signature"); !ok || c.Result != policy.Found || x.Verdict == verify.Allow {
+	if c, ok := x.Check("signature"); !ok || c.Result != policy.Found || x.Verdict == verify.Allow {
 		t.Errorf("unsigned: %+v", x)
 	}
 
@@ -68,7 +59,7 @@ func TestExplain(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, check := range []string{"signature", "tag-moved"} {
-		if c, ok := checkOf(x, check); !ok || c.Result != policy.Found {
+		if c, ok := x.Check(check); !ok || c.Result != policy.Found {
 			t.Errorf("moved tag %s = %+v, want a finding", check, c)
 		}
 	}

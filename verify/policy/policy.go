@@ -288,6 +288,16 @@ type Explanation struct {
 	Facts      map[string]string `json:"facts,omitempty"`
 }
 
+// Check returns the result of check, if the explanation has one.
+func (x Explanation) Check(check string) (Checked, bool) {
+	for _, c := range x.Checks {
+		if c.Check == check {
+			return c, true
+		}
+	}
+	return Checked{}, false
+}
+
 // Checked is one check's result.
 type Checked struct {
 	Check   string          `json:"check"`
