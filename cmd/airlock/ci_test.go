@@ -21,7 +21,6 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
-	"github.com/airlock-proxy/airlock/cache"
 	"github.com/airlock-proxy/airlock/proxy"
 	"github.com/airlock-proxy/airlock/proxy/admin"
 	"github.com/airlock-proxy/airlock/verify"
@@ -37,11 +36,7 @@ func ciServer(t *testing.T) (string, *ciRecords) {
 	t.Helper()
 	t.Setenv("AIRLOCK_URL", "")
 	t.Setenv("AIRLOCK_TOKEN", "")
-	meta, err := cache.OpenBolt(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { meta.Close() })
+	meta := openMeta(t)
 	ci := newCIRecords(meta, policy.Default(), time.Now, slog.New(slog.DiscardHandler))
 	h := admin.New(meta, []admin.Token{{Name: "release", Scopes: []string{admin.ScopeCI}, Hash: admin.HashToken(ciSecret)}}, nil, admin.WithCIRecords(ci))
 	srv := httptest.NewServer(proxy.New(proxy.Options{Admin: h}))

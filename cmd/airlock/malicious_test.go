@@ -16,11 +16,7 @@ import (
 // fixed versions are the fronts' fast-track, and they deny nothing.
 func TestAdvisoriesFastTrack(t *testing.T) {
 	ctx := context.Background()
-	meta, err := cache.OpenBolt(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer meta.Close()
+	meta := openMeta(t)
 	dir := t.TempDir()
 	adv := `{"id":"GHSA-aaaa-bbbb-cccc","modified":"2026-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"npm","name":"lodash"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"4.17.21"}]}]}]}`
 	if err := os.WriteFile(filepath.Join(dir, "GHSA-aaaa-bbbb-cccc.json"), []byte(adv), 0o644); err != nil {
@@ -47,11 +43,7 @@ func TestAdvisoriesFastTrack(t *testing.T) {
 // finding without a feed record id) is not lifted when the feed reloads.
 func TestFeedLiftsOnlyItsOwn(t *testing.T) {
 	ctx := context.Background()
-	meta, err := cache.OpenBolt(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer meta.Close()
+	meta := openMeta(t)
 	deny := func(name string, ev map[string]string) string {
 		st, err := meta.Decide(ctx, verify.Artifact{Ecosystem: verify.NPM, Name: name, Version: "1.0.0"},
 			verify.Decision{Verdict: verify.Deny, Findings: []verify.Finding{{Check: "known-malicious", Message: "x", Evidence: ev}}}, "test")

@@ -17,13 +17,21 @@ import (
 	"github.com/airlock-proxy/airlock/verify/policy"
 )
 
-func TestReevaluate(t *testing.T) {
-	ctx := context.Background()
+// openMeta is a metadata store in a temporary directory, closed with the
+// test.
+func openMeta(t *testing.T) *cache.Bolt {
+	t.Helper()
 	meta, err := cache.OpenBolt(filepath.Join(t.TempDir(), "db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer meta.Close()
+	t.Cleanup(func() { meta.Close() })
+	return meta
+}
+
+func TestReevaluate(t *testing.T) {
+	ctx := context.Background()
+	meta := openMeta(t)
 	now := time.Now()
 	until := now.Add(-time.Hour).UTC().Format(time.RFC3339)
 	hold := func(name string, fs ...verify.Finding) string {
@@ -86,11 +94,7 @@ func TestReevaluate(t *testing.T) {
 // that does not, or a hold with other findings the policy keeps, stays.
 func TestReevaluateCIRecords(t *testing.T) {
 	ctx := context.Background()
-	meta, err := cache.OpenBolt(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer meta.Close()
+	meta := openMeta(t)
 	ci := newCIRecords(meta, policy.Default(), time.Now, slog.New(slog.DiscardHandler))
 	h1 := func(seed string) string {
 		sum := sha256.Sum256([]byte(seed))
@@ -170,11 +174,7 @@ func TestReevaluateCIRecords(t *testing.T) {
 // allowed artifact whose decision carries findings the policy now holds.
 func TestTighten(t *testing.T) {
 	ctx := context.Background()
-	meta, err := cache.OpenBolt(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer meta.Close()
+	meta := openMeta(t)
 	now := time.Now()
 	served := func(a verify.Artifact, fs ...verify.Finding) {
 		t.Helper()
