@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +13,7 @@ import (
 	"time"
 
 	"github.com/airlock-proxy/airlock/cache"
+	"github.com/airlock-proxy/airlock/config"
 	"github.com/airlock-proxy/airlock/verify"
 	"github.com/airlock-proxy/airlock/verify/anomaly"
 	"github.com/airlock-proxy/airlock/verify/policy"
@@ -31,8 +35,7 @@ type ciCheck func(ctx context.Context, a verify.Artifact, digest string) (*verif
 // Verification failures, known-malicious findings (the feed lifts its
 // own) and admins' blocks are never released here. Run at start, so
 // that a policy loosened in the file frees what it held, and for a
-// package when a CI record arrives; tightening takes effect as versions
-// are next judged.
+// package when a CI record arrives; tightening is tighten's.
 func reevaluate(ctx context.Context, meta cache.Meta, pol policy.Policy, now time.Time, ci ciCheck, f cache.QuarantineFilter, log *slog.Logger) ([]string, error) {
 	f.State = cache.Held
 	qs, err := meta.Quarantines(ctx, f)
@@ -123,6 +126,41 @@ func ciSatisfied(ctx context.Context, f verify.Finding, ci ciCheck) (string, boo
 		return "", false
 	}
 	return fmt.Sprintf("a CI record of %s matches %s", a, actual), true
+}
+
+// bucketPolicy holds the fingerprint of the policy tighten last ran
+// under.
+const bucketPolicy = "policy"
+
+// policyFingerprint sums up what decides what tighten would hold: the
+// policy section and the checks' default actions (which a new release of
+// Airlock may change).
+func policyFingerprint(p config.Policy) string {
+	b, _ := json.Marshal(struct {
+		Policy   config.Policy
+		Defaults map[string]policy.Action
+	}{p, policy.Defaults()})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// tightenOnChange runs tighten when the policy differs from the one it
+// last ran under: tighten reads every observation, and a start under an
+// unchanged policy would find nothing new to hold (what was served since
+// was judged under this same policy).
+func tightenOnChange(ctx context.Context, meta cache.Meta, cfg config.Policy, pol policy.Policy, now time.Time, ci ciCheck, log *slog.Logger) error {
+	fp := policyFingerprint(cfg)
+	last, err := meta.Get(ctx, bucketPolicy, "tightened")
+	if err != nil && !errors.Is(err, cache.ErrNotFound) {
+		return err
+	}
+	if string(last) == fp {
+		return nil
+	}
+	if _, err := tighten(ctx, meta, pol, now, ci, log); err != nil {
+		return err
+	}
+	return meta.Put(ctx, bucketPolicy, "tightened", []byte(fp))
 }
 
 // tighten holds what was served under a looser policy and the current one

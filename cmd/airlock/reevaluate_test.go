@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/airlock-proxy/airlock/cache"
+	"github.com/airlock-proxy/airlock/config"
 	"github.com/airlock-proxy/airlock/verify"
 	"github.com/airlock-proxy/airlock/verify/cirecord"
 	"github.com/airlock-proxy/airlock/verify/policy"
@@ -213,5 +214,42 @@ func TestTighten(t *testing.T) {
 	// Run again: nothing new.
 	if again, err := tighten(ctx, meta, policy.Default(), now, nil, log); err != nil || len(again) != 0 {
 		t.Errorf("second pass held %v, %v", again, err)
+	}
+}
+
+// tighten reads every observation, so a start runs it only when the
+// policy changed since it last did.
+func TestTightenOnChange(t *testing.T) {
+	ctx := context.Background()
+	meta := openMeta(t)
+	log := slog.New(slog.DiscardHandler)
+	now := time.Now()
+	serve := func(name string) verify.Artifact {
+		a := verify.Artifact{Ecosystem: verify.NPM, Name: name, Version: "1.0.0"}
+		if _, _, err := meta.Observe(ctx, a.Key(), map[string]string{"integrity": "sha512-x"}); err != nil {
+			t.Fatal(err)
+		}
+		// Served with a warning, as under a policy where it only warned.
+		if _, err := meta.Decide(ctx, a, verify.Decision{Verdict: verify.Allow, Findings: []verify.Finding{{Check: policy.CheckInstallScript, Message: "postinstall"}}}, "airlock/npm"); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	held := func(a verify.Artifact) bool {
+		st, _ := meta.Status(ctx, a)
+		return st.Quarantine != nil
+	}
+	cfg := config.DefaultPolicy()
+	first := serve("first")
+	if err := tightenOnChange(ctx, meta, cfg, policy.Default(), now, nil, log); err != nil || !held(first) {
+		t.Fatalf("first start: %v, held %v", err, held(first))
+	}
+	second := serve("second")
+	if err := tightenOnChange(ctx, meta, cfg, policy.Default(), now, nil, log); err != nil || held(second) {
+		t.Errorf("a start under the same policy scanned again: %v, held %v", err, held(second))
+	}
+	cfg.Cooldown = config.Duration(48 * time.Hour)
+	if err := tightenOnChange(ctx, meta, cfg, policy.Default(), now, nil, log); err != nil || !held(second) {
+		t.Errorf("a changed policy: %v, held %v", err, held(second))
 	}
 }

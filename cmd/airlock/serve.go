@@ -124,7 +124,7 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		meta.Close()
 		return nil, fmt.Errorf("re-evaluating holds under the policy: %w", err)
 	}
-	if _, err := tighten(context.Background(), meta, pol, now(), ci.Check, log); err != nil {
+	if err := tightenOnChange(context.Background(), meta, cfg.Policy, pol, now(), ci.Check, log); err != nil {
 		meta.Close()
 		return nil, fmt.Errorf("re-evaluating what was served under the policy: %w", err)
 	}
