@@ -77,16 +77,6 @@ func (h *Handler) admit(ctx context.Context, t target, d string) (*manifest, err
 // allowed decides a manifest that is neither held nor blocked.
 func (h *Handler) allowed(ctx context.Context, t target, m *manifest, st cache.Status) (bool, string, []verify.Finding, error) {
 	if released(st) {
-		// A release vouches for the image's signers too: the next image
-		// they sign is not news.
-		var v verdict
-		if ok, err := h.getJSON(ctx, bucketVerdict, verdictKey(m.digest, t.pol), &v); err != nil {
-			return false, "", nil, err
-		} else if ok && v.Verified {
-			if err := h.rememberSigners(ctx, t, v.Signers); err != nil {
-				return false, "", nil, err
-			}
-		}
 		return true, "released by " + st.Quarantine.UpdatedBy + " (" + st.Quarantine.ID + ")", nil, nil
 	}
 	if subj, ok, err := h.materialOf(ctx, t, m); err != nil || ok {
@@ -125,11 +115,6 @@ func (h *Handler) allowed(ctx context.Context, t target, m *manifest, st cache.S
 		}
 		if len(holding) > 0 {
 			return false, "", holding, nil
-		}
-		if !admitted {
-			if err := h.rememberSigners(ctx, t, v.Signers); err != nil {
-				return false, "", nil, err
-			}
 		}
 		return true, "signature verified (" + strings.Join(v.Signers, ", ") + ")", nil, nil
 	}
@@ -330,6 +315,19 @@ func (h *Handler) recordAdmission(ctx context.Context, t target, m *manifest, vi
 			d := verify.Decision{Verdict: verify.Allow, Findings: []verify.Finding{{Check: "admission", Message: via}}}
 			if _, err := h.o.Meta.Decide(ctx, a, d, actor); err != nil {
 				return nil, err
+			}
+		}
+		// The signers of an admitted image (verified, or released by an
+		// admin over a new-publisher finding) are the repository's usual
+		// ones from now on.
+		if !material && t.pol.Signature != nil {
+			var v verdict
+			if ok, err := h.getJSON(ctx, bucketVerdict, verdictKey(m.digest, t.pol), &v); err != nil {
+				return nil, err
+			} else if ok && v.Verified {
+				if err := h.rememberSigners(ctx, t, v.Signers); err != nil {
+					return nil, err
+				}
 			}
 		}
 		fields := map[string]string{"media_type": m.info.mediaType, "size": fmt.Sprint(len(m.body)), "admitted": via}
