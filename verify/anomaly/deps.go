@@ -109,10 +109,12 @@ func ResolveDependency(name, spec string, h History, distTags map[string]string,
 // monorepo that splits out @acme/util publishes it together with the
 // @acme/widget that starts depending on it.
 func NewDependency(pkg string, r Release, dep Dependency, cooldown time.Duration) *verify.Finding {
-	ev := map[string]string{"dependency": dep.Name, "range": dep.Range}
+	// The range comes from upstream's packument: bounded for messages.
+	rng := clipCommand(dep.Range)
+	ev := map[string]string{"dependency": dep.Name, "range": rng}
 	if dep.Outside {
 		return &verify.Finding{Check: "install-script-added",
-			Message:  fmt.Sprintf("adds dependency %s from outside the registry (%s): what it installs, install scripts included, bypasses every check", dep.Name, dep.Range),
+			Message:  fmt.Sprintf("adds dependency %s from outside the registry (%s): what it installs, install scripts included, bypasses every check", dep.Name, rng),
 			Evidence: ev}
 	}
 	var why []string
@@ -137,7 +139,7 @@ func NewDependency(pkg string, r Release, dep Dependency, cooldown time.Duration
 	}
 	return &verify.Finding{
 		Check:    "install-script-added",
-		Message:  "adds dependency " + dep.Name + "@" + dep.Range + ": " + strings.Join(why, "; "),
+		Message:  "adds dependency " + dep.Name + "@" + rng + ": " + strings.Join(why, "; "),
 		Evidence: ev,
 	}
 }
