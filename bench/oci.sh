@@ -18,7 +18,12 @@
 # Usage: bench/oci.sh        (root: page-cache drops; results in $RESULTS_DIR)
 # Env:   TARGETS ("upstream airlock distribution nginx"; add "huge" for four 1 GiB
 #        blobs streamed at once, 8 GiB of disk), RUNS_PULL, RUNS_HEY,
-#        AIRLOCK_ADDR (127.0.0.1:5010), BENCH_ROOT (/tmp/airlock-bench), SHARED_BENCH.
+#        AIRLOCK_ADDR (127.0.0.1:5010), BENCH_ROOT (/tmp/airlock-bench), SHARED_BENCH,
+#        UPSTREAM_RATE (e.g. 1gbit: what the upstream sends is shaped to that rate with
+#        tc htb on lo, as a registry across a network link would be, so that the cold
+#        pulls compare the endpoints where the link and not this machine's CPU is the
+#        limit; the blob and manifest rates of the "upstream" target are then the
+#        link's, not comparable with an unshaped pass).
 #   bench/oci.sh reset | stop    (used internally as RESET_CMD)
 set -euo pipefail
 REPO=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
@@ -78,7 +83,9 @@ log "building airlock"
 : >"$HWM"; : >"${A}/airlock.log"; : >"${A}/rss.tsv"
 SELF=$(readlink -f "$0")
 STARTED=()
+SHAPED=
 cleanup() {
+  [[ -n $SHAPED ]] && tc qdisc del dev lo root 2>/dev/null
   stop >/dev/null 2>&1 || true
   kill "${SAMPLER:-0}" 2>/dev/null || true
   local s
@@ -98,6 +105,16 @@ start_server() { # SCRIPT ACTION: start a harness server, stop it at exit if we 
 SAMPLER=$!
 
 start_server oci-setup.sh all
+if [[ -n ${UPSTREAM_RATE:-} ]]; then
+  # Only packets from the upstream's port: clients reach the endpoints at loopback speed.
+  tc qdisc show dev lo | grep -q '^qdisc noqueue' || die "lo already has a qdisc; not touching it"
+  tc qdisc add dev lo root handle 1: htb default 10 r2q 1000 2>/dev/null
+  SHAPED=1
+  tc class add dev lo parent 1: classid 1:10 htb rate 100gbit 2>/dev/null
+  tc class add dev lo parent 1: classid 1:20 htb rate "$UPSTREAM_RATE" ceil "$UPSTREAM_RATE" burst 256k cburst 256k 2>/dev/null
+  tc filter add dev lo parent 1: protocol ip prio 1 u32 match ip sport "${UP##*:}" 0xffff flowid 1:20
+  log "upstream shaped to ${UPSTREAM_RATE}"
+fi
 has upstream && LABEL=oci-1-upstream RESET_CMD= "${SHARED_BENCH}/oci-bench.sh" "$UP"
 if has airlock; then
   start

@@ -162,9 +162,10 @@ type Meta interface {
 
 // Blobs is the content-addressed byte store. Digests are "sha256:<hex>".
 type Blobs interface {
-	// Stage starts a new blob: bytes written to it are hashed as they go
-	// to a local temporary file, which the caller may read to verify the
-	// content before committing it.
+	// Stage starts a new blob: bytes written to it go to a local
+	// temporary file, which the caller may read to verify the content
+	// before committing it, and are hashed from that file (Digest and
+	// Commit wait until every byte written is).
 	Stage(ctx context.Context) (Staged, error)
 	// Open returns the blob's content and size; ErrNotFound when absent,
 	// ErrDigestMismatch when the stored bytes no longer match the name

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -218,80 +217,6 @@ func (d *Disk) forget(h string) {
 	delete(d.verified, h)
 }
 
-// Stage starts a blob in dir/tmp.
-func (d *Disk) Stage(ctx context.Context) (Staged, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	f, err := os.CreateTemp(d.tmpDir(), "stage-*")
-	if err != nil {
-		return nil, fmt.Errorf("staging blob: %w", err)
-	}
-	return &staged{d: d, f: f, sum: sha256.New()}, nil
-}
-
-// staged is a blob being written. It is used by one goroutine at a time.
-type staged struct {
-	d    *Disk
-	f    *os.File
-	sum  hash.Hash
-	size int64
-	// closed: f is closed. done: the temp file is renamed or removed, and
-	// the stage is over.
-	closed, done bool
-}
-
-var errStageOver = errors.New("blob already committed or discarded")
-
-func (s *staged) Write(p []byte) (int, error) {
-	if s.done {
-		return 0, errStageOver
-	}
-	n, err := s.f.Write(p)
-	s.sum.Write(p[:n])
-	s.size += int64(n)
-	return n, err
-}
-
-func (s *staged) Name() string   { return s.f.Name() }
-func (s *staged) Size() int64    { return s.size }
-func (s *staged) Digest() string { return digestPrefix + hex.EncodeToString(s.sum.Sum(nil)) }
-
-// Commit makes the staged bytes the blob want. Whatever the outcome the
-// stage is over: on error the temporary file is removed.
-func (s *staged) Commit(ctx context.Context, want string) (err error) {
-	if s.done {
-		return errStageOver
-	}
-	defer func() {
-		if err != nil {
-			s.Discard()
-		}
-	}()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	h, err := digestHex(want)
-	if err != nil {
-		return err
-	}
-	if got := s.Digest(); got != want {
-		return fmt.Errorf("committing blob %s: the bytes hash to %s: %w", want, got, ErrDigestMismatch)
-	}
-	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("committing blob %s: %w", want, err)
-	}
-	s.closed = true
-	if err := s.f.Close(); err != nil {
-		return fmt.Errorf("committing blob %s: %w", want, err)
-	}
-	if err := s.d.place(s.f.Name(), h); err != nil {
-		return fmt.Errorf("committing blob %s: %w", want, err)
-	}
-	s.done = true
-	return nil
-}
-
 // place moves the synced file tmp to blob h.
 func (d *Disk) place(tmp, h string) error {
 	dir := filepath.Dir(d.path(h))
@@ -330,24 +255,6 @@ func syncDir(dir string) error {
 	err = f.Sync()
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	return err
-}
-
-// Discard drops the staged bytes. It is idempotent and does nothing after
-// a successful Commit.
-func (s *staged) Discard() error {
-	if s.done {
-		return nil
-	}
-	s.done = true
-	var err error
-	if !s.closed {
-		s.closed = true
-		err = s.f.Close()
-	}
-	if rerr := os.Remove(s.f.Name()); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-		err = errors.Join(err, rerr)
 	}
 	return err
 }
