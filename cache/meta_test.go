@@ -609,6 +609,71 @@ func testMeta(t *testing.T, open func(t *testing.T, now func() time.Time) Meta) 
 		}
 	})
 
+	t.Run("Update", func(t *testing.T) {
+		m, _ := setup(t)
+		must(t, m.Put(ctx, "links", "a", []byte("1")))
+		must(t, m.Put(ctx, "links", "e", nil))
+		seen := map[string]string{}
+		err := m.Update(ctx, "links", []string{"a", "b", "e", "keep"}, func(k string, old []byte) ([]byte, bool, error) {
+			seen[k] = fmt.Sprintf("%q nil=%v", old, old == nil)
+			switch k {
+			case "keep":
+				return []byte("never stored"), false, nil
+			case "e":
+				return nil, true, nil
+			}
+			return append(old, '+'), true, nil
+		})
+		must(t, err)
+		// fn sees absent as nil and an empty value as empty, as Get does.
+		wantSeen := map[string]string{"a": `"1" nil=false`, "b": `"" nil=true`, "e": `"" nil=false`, "keep": `"" nil=true`}
+		for k, w := range wantSeen {
+			if seen[k] != w {
+				t.Errorf("fn saw %s as %s, want %s", k, seen[k], w)
+			}
+		}
+		for k, want := range map[string]string{"a": "1+", "b": "+", "e": ""} {
+			if v, err := m.Get(ctx, "links", k); err != nil || string(v) != want {
+				t.Errorf("after Update: Get(%s) = %q, %v, want %q", k, v, err, want)
+			}
+		}
+		if _, err := m.Get(ctx, "links", "keep"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("a key fn did not change was stored: %v", err)
+		}
+
+		// All or nothing: a failure on the last key stores none of them.
+		boom := errors.New("boom")
+		err = m.Update(ctx, "links", []string{"a", "c", "b"}, func(k string, old []byte) ([]byte, bool, error) {
+			if k == "b" {
+				return nil, false, boom
+			}
+			return []byte("changed"), true, nil
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("Update with a failing fn = %v, want it wrapped", err)
+		}
+		if v, _ := m.Get(ctx, "links", "a"); string(v) != "1+" {
+			t.Errorf("a failed Update changed a to %q", v)
+		}
+		if _, err := m.Get(ctx, "links", "c"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("a failed Update created c: %v", err)
+		}
+
+		must(t, m.Update(ctx, "links", nil, func(string, []byte) ([]byte, bool, error) {
+			t.Error("fn called with no keys")
+			return nil, false, nil
+		}))
+		for _, bk := range [][2]string{{"", "k"}, {"b", ""}} {
+			err := m.Update(ctx, bk[0], []string{"ok", bk[1]}, func(string, []byte) ([]byte, bool, error) { return []byte("v"), true, nil })
+			if err == nil {
+				t.Errorf("Update(%q, [ok %q]) succeeded", bk[0], bk[1])
+			}
+		}
+		if _, err := m.Get(ctx, "b", "ok"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("an Update refused for a bad key stored the good one: %v", err)
+		}
+	})
+
 	t.Run("CompareAndSwapRace", func(t *testing.T) {
 		m, _ := setup(t)
 		const n = 16

@@ -260,6 +260,29 @@ func (m *fakeMeta) CompareAndSwap(_ context.Context, bucket, key string, old, ne
 	return nil
 }
 
+func (m *fakeMeta) Update(_ context.Context, bucket string, keys []string, fn func(string, []byte) ([]byte, bool, error)) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	next := map[string][]byte{}
+	for _, k := range keys {
+		old, ok := next[k]
+		if !ok {
+			old = bytes.Clone(m.kv[bucket+"/"+k])
+		}
+		nv, change, err := fn(k, old)
+		if err != nil {
+			return err
+		}
+		if change {
+			next[k] = bytes.Clone(nv)
+		}
+	}
+	for k, v := range next {
+		m.kv[bucket+"/"+k] = v
+	}
+	return nil
+}
+
 func (m *fakeMeta) Put(_ context.Context, bucket, key string, value []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -48,6 +48,7 @@ type Meta interface {
 	Get(ctx context.Context, bucket, key string) ([]byte, error)
 	Put(ctx context.Context, bucket, key string, value []byte) error
 	CompareAndSwap(ctx context.Context, bucket, key string, old, new []byte) error
+	Update(ctx context.Context, bucket string, keys []string, fn func(key string, old []byte) ([]byte, bool, error)) error
 	Release(ctx context.Context, id, actor, reason string) (cache.Quarantine, error)
 }
 

@@ -293,15 +293,17 @@ func (h *Handler) recordAdmission(ctx context.Context, t target, m *manifest, vi
 		if err != nil {
 			return nil, err
 		}
-		for _, b := range m.info.blobs {
-			if err := h.linkBlob(ctx, t.key, b, m.digest); err != nil {
-				return nil, err
-			}
+		if err := h.linkBlobs(ctx, t.key, m.info.blobs, m.digest); err != nil {
+			return nil, err
+		}
+		parents := make([]string, len(m.info.children))
+		for i, c := range m.info.children {
+			parents[i] = t.key + "@" + c.Digest
+		}
+		if err := h.linkAll(ctx, bucketParent, parents, m.digest); err != nil {
+			return nil, err
 		}
 		for _, c := range m.info.children {
-			if err := h.link(ctx, bucketParent, t.key+"@"+c.Digest, m.digest); err != nil {
-				return nil, err
-			}
 			if material {
 				if err := h.markMaterial(ctx, t, c.Digest, subj); err != nil {
 					return nil, err

@@ -86,7 +86,12 @@ func (h *Handler) update(ctx context.Context, bucket, key string, fn func(old []
 
 // link adds member to the set under bucket/key.
 func (h *Handler) link(ctx context.Context, bucket, key, member string) error {
-	return h.update(ctx, bucket, key, func(old []byte) ([]byte, bool, error) {
+	return h.linkAll(ctx, bucket, []string{key}, member)
+}
+
+// linkAll adds member to the set under each of keys, in one transaction.
+func (h *Handler) linkAll(ctx context.Context, bucket string, keys []string, member string) error {
+	return h.o.Meta.Update(ctx, bucket, keys, func(_ string, old []byte) ([]byte, bool, error) {
 		var set []string
 		if old != nil {
 			if err := json.Unmarshal(old, &set); err != nil {
@@ -116,9 +121,18 @@ type blobRef struct {
 	Manifests []string `json:"manifests"`
 }
 
-func (h *Handler) linkBlob(ctx context.Context, key string, d descriptor, manifest string) error {
-	return h.update(ctx, bucketBlob, key+"@"+d.Digest, func(old []byte) ([]byte, bool, error) {
-		ref := blobRef{Size: d.Size}
+// linkBlobs records that manifest references blobs in the repository
+// key, in one transaction: a cold pull of a many-layer image would
+// otherwise wait for an fsync per layer before its manifest is served.
+func (h *Handler) linkBlobs(ctx context.Context, key string, blobs []descriptor, manifest string) error {
+	keys := make([]string, len(blobs))
+	sizes := make(map[string]int64, len(blobs))
+	for i, d := range blobs {
+		keys[i] = key + "@" + d.Digest
+		sizes[keys[i]] = d.Size
+	}
+	return h.o.Meta.Update(ctx, bucketBlob, keys, func(k string, old []byte) ([]byte, bool, error) {
+		ref := blobRef{Size: sizes[k]}
 		if old != nil {
 			if err := json.Unmarshal(old, &ref); err != nil {
 				return nil, false, err
