@@ -59,17 +59,29 @@ func (h *Handler) serveBlob(w http.ResponseWriter, r *http.Request, t target, d 
 // streamChunk is the size of one read from a blob being fetched.
 const streamChunk = 256 << 10
 
-// stream copies a blob being fetched to the client, always holding back
-// the last chunk read until the next read succeeds: the BlobSource reports
-// a wrong digest only at the end, and the client must never have received
-// every byte (a complete-looking body) when that happens. The headers wait
-// for the second read, so a small blob that fails still gets a proper
-// error answer; after the headers a failure aborts the response.
+// stream copies a blob being fetched to the client. The bytes that
+// complete the body are held back until the next read succeeds: the
+// BlobSource reports a wrong digest only at the end, and the client must
+// never have received every byte (a complete-looking body) when that
+// happens. Bytes that leave announced ones to come cannot complete it and
+// go out at once; with no size announced, every chunk waits for the next
+// read. The headers go out with the first bytes sent, so that a blob that
+// fails within its first chunk still gets a proper error answer; after
+// the headers a failure aborts the response.
 func (h *Handler) stream(w http.ResponseWriter, t target, d string, rd BlobReader) error {
 	bufs := [2][]byte{make([]byte, streamChunk), make([]byte, streamChunk)}
+	size := rd.Size()
+	var off int64
 	var pending []byte
 	sent := false
 	write := func(b []byte) {
+		if !sent {
+			if size >= 0 {
+				w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+			}
+			w.WriteHeader(http.StatusOK)
+			sent = true
+		}
 		if _, err := w.Write(b); err != nil {
 			panic(http.ErrAbortHandler) // the client went away
 		}
@@ -86,20 +98,19 @@ func (h *Handler) stream(w http.ResponseWriter, t target, d string, rd BlobReade
 			h.o.Log.Warn("blob transfer aborted", "repo", t.key, "digest", d, "err", err)
 			panic(http.ErrAbortHandler)
 		}
-		if len(pending) > 0 || err == io.EOF {
-			if !sent {
-				if size := rd.Size(); size >= 0 {
-					w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
-				}
-				w.WriteHeader(http.StatusOK)
-				sent = true
-			}
+		off += int64(n)
+		if len(pending) > 0 {
 			write(pending)
+			pending = nil
 		}
-		pending = bufs[i][:n]
-		if err == io.EOF {
-			write(pending)
+		switch {
+		case err == io.EOF:
+			write(bufs[i][:n])
 			return nil
+		case size >= 0 && off < size:
+			write(bufs[i][:n])
+		default:
+			pending = bufs[i][:n]
 		}
 	}
 }
