@@ -11,16 +11,24 @@ import (
 	"time"
 )
 
+// newStage returns a disk store and a blob staged in it, discarded at the
+// end of the test.
+func newStage(t *testing.T) (*Disk, Staged) {
+	t.Helper()
+	d := openTestDisk(t, t.TempDir())
+	s, err := d.Stage(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Discard() })
+	return d, s
+}
+
 // The hasher runs behind the writer: whenever Digest is asked, it must
 // cover exactly the bytes written so far, however far behind it was.
 func TestStageDigestFollowsWrites(t *testing.T) {
 	ctx := context.Background()
-	d := openTestDisk(t, t.TempDir())
-	s, err := d.Stage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Discard()
+	d, s := newStage(t)
 	r := rand.New(rand.NewPCG(1, 2))
 	var all []byte
 	for i, n := range []int{1, 0, 3 << 20, 7, hashChunk, hashChunk + 1, 1 << 20} {
@@ -59,12 +67,7 @@ func TestStageDigestFollowsWrites(t *testing.T) {
 // name of what was meant to be written.
 func TestStageHashesWhatIsOnDisk(t *testing.T) {
 	ctx := context.Background()
-	d := openTestDisk(t, t.TempDir())
-	s, err := d.Stage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Discard()
+	d, s := newStage(t)
 	content := bytes.Repeat([]byte("layer"), 1<<18)
 	st := s.(*staged)
 	// Hold the hasher: it hashes nothing until it can take the lock.
@@ -82,7 +85,7 @@ func TestStageHashesWhatIsOnDisk(t *testing.T) {
 	st.h.mu.Unlock()
 	st.h.cond.Broadcast()
 
-	err = s.Commit(ctx, digestOf(content))
+	err := s.Commit(ctx, digestOf(content))
 	if !errors.Is(err, ErrDigestMismatch) {
 		t.Fatalf("Commit of a damaged staged file = %v, want ErrDigestMismatch", err)
 	}
@@ -95,12 +98,7 @@ func TestStageHashesWhatIsOnDisk(t *testing.T) {
 // Commit says why.
 func TestStageReadBackFailure(t *testing.T) {
 	ctx := context.Background()
-	d := openTestDisk(t, t.TempDir())
-	s, err := d.Stage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Discard()
+	_, s := newStage(t)
 	content := []byte("some bytes")
 	if _, err := s.Write(content); err != nil {
 		t.Fatal(err)
@@ -116,7 +114,7 @@ func TestStageReadBackFailure(t *testing.T) {
 	if got := s.Digest(); got != "" {
 		t.Errorf("Digest of bytes that could not be read back = %q, want empty", got)
 	}
-	err = s.Commit(ctx, digestOf(append(content, "more."...)))
+	err := s.Commit(ctx, digestOf(append(content, "more."...)))
 	if err == nil || !errors.Is(err, io.EOF) {
 		t.Fatalf("Commit = %v, want the read-back failure", err)
 	}
