@@ -21,7 +21,7 @@ func digestOf(b []byte) string {
 	return "sha256:" + hex.EncodeToString(s[:])
 }
 
-func openTestDisk(t *testing.T, dir string) *Disk {
+func openTestDisk(t testing.TB, dir string) *Disk {
 	t.Helper()
 	d, err := OpenDisk(dir)
 	if err != nil {
