@@ -132,6 +132,6 @@ hwm=$(sort -n "$HWM" | tail -1)
   echo "airlock peak RSS sampled: $((peak / 1024)) MiB; max VmHWM over all runs: $((${hwm:-0} / 1024)) MiB"
   echo "load (label, seconds, module errors):"; cat "${RESULTS_DIR}/gomod-load.tsv"
   for l in go-1-direct "$ALABEL"; do
-    [[ -s ${RESULTS_DIR}/gomod-${l}/summary.tsv ]] && { echo "== ${l}"; column -t "${RESULTS_DIR}/gomod-${l}/summary.tsv"; }
+    if [[ -s ${RESULTS_DIR}/gomod-${l}/summary.tsv ]]; then echo "== ${l}"; column -t "${RESULTS_DIR}/gomod-${l}/summary.tsv"; fi
   done
 } | tee "${RESULTS_DIR}/gomod-airlock.txt" >&2

@@ -100,6 +100,7 @@ hwm=$(sort -n "${A}/hwm.txt" | tail -1)
 {
   echo "airlock max VmHWM: $((${hwm:-0} / 1024)) MiB"
   for l in npm-1-direct npm-2-airlock npm-3-verdaccio; do
-    [[ -s ${RESULTS_DIR}/${l}/summary.tsv ]] && { echo "== ${l}"; column -t "${RESULTS_DIR}/${l}/summary.tsv"; cat "${RESULTS_DIR}/${l}/checks.txt"; }
+    d=${RESULTS_DIR}/npm-${l} # npm-bench.sh prefixes its label
+    if [[ -s ${d}/summary.tsv ]]; then echo "== ${l}"; column -t "${d}/summary.tsv"; cat "${d}/checks.txt"; fi
   done
 } | tee "${RESULTS_DIR}/npm-airlock.txt" >&2
