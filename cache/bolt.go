@@ -416,11 +416,15 @@ func (b *Bolt) Update(ctx context.Context, bucket string, keys []string, fn func
 	if len(keys) == 0 {
 		return nil
 	}
+	// A commit writes and syncs even when nothing changed: with no
+	// change the transaction is rolled back instead.
+	errUnchanged := errors.New("unchanged")
 	err := b.update(ctx, func(tx *bolt.Tx) error {
 		bk, err := tx.CreateBucketIfNotExists(bn)
 		if err != nil {
 			return err
 		}
+		changed := false
 		for i, kn := range names {
 			var old []byte
 			if cur, ok := lookup(bk, kn); ok {
@@ -435,11 +439,15 @@ func (b *Bolt) Update(ctx context.Context, bucket string, keys []string, fn func
 				if err := bk.Put(kn, nonNil(nv)); err != nil {
 					return err
 				}
+				changed = true
 			}
+		}
+		if !changed {
+			return errUnchanged
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && err != errUnchanged {
 		return fmt.Errorf("update %s: %w", bucket, err)
 	}
 	return nil

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/airlock-proxy/airlock/verify"
 )
 
@@ -124,5 +126,38 @@ func TestQuarantineIDOrder(t *testing.T) {
 	slices.SortFunc(qs, byID)
 	if qs[0].ID != "q-000002" || qs[1].ID != "q-999999" || qs[2].ID != "q-1000000" {
 		t.Fatalf("sorted = %v", qs)
+	}
+}
+
+// An Update that changes nothing commits nothing: a bbolt commit writes
+// and syncs the meta page even when empty, and a publisher log or a blob
+// link already there is the common case.
+func TestBoltUpdateUnchangedCommitsNothing(t *testing.T) {
+	ctx := context.Background()
+	b := openTestBolt(t, filepath.Join(t.TempDir(), "airlock.db"))
+	txid := func() int {
+		var id int
+		if err := b.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	set := func(string, []byte) ([]byte, bool, error) { return []byte("v"), true, nil }
+	keep := func(string, []byte) ([]byte, bool, error) { return nil, false, nil }
+	before := txid()
+	if err := b.Update(ctx, "links", []string{"a", "b"}, set); err != nil {
+		t.Fatal(err)
+	}
+	if got := txid(); got != before+1 {
+		t.Fatalf("a changing Update moved the transaction id %d → %d, want one commit", before, got)
+	}
+	if err := b.Update(ctx, "links", []string{"a", "b", "new"}, keep); err != nil {
+		t.Fatal(err)
+	}
+	if got := txid(); got != before+1 {
+		t.Errorf("an Update that changed nothing committed (transaction id %d → %d)", before+1, got)
+	}
+	if _, err := b.Get(ctx, "links", "new"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an unchanged key was stored: %v", err)
 	}
 }

@@ -160,7 +160,9 @@ type Meta interface {
 	// when absent) and stores what it returns when change is true, all
 	// in one transaction: every change is stored or, if fn fails, none.
 	// One transaction is one fsync; a manifest with forty layers links
-	// them at the cost of one.
+	// them at the cost of one, and an Update that changes nothing writes
+	// nothing. fn runs inside the transaction: it must not call the
+	// store.
 	Update(ctx context.Context, bucket string, keys []string, fn func(key string, old []byte) (new []byte, change bool, err error)) error
 
 	Close() error

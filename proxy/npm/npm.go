@@ -36,6 +36,7 @@ type Meta interface {
 	Get(ctx context.Context, bucket, key string) ([]byte, error)
 	Put(ctx context.Context, bucket, key string, value []byte) error
 	CompareAndSwap(ctx context.Context, bucket, key string, old, new []byte) error
+	Update(ctx context.Context, bucket string, keys []string, fn func(key string, old []byte) ([]byte, bool, error)) error
 }
 
 // Policy is what one package's versions must satisfy beyond integrity and

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/airlock-proxy/airlock/cache"
@@ -52,43 +51,40 @@ func (h *Handler) recordPublishes(ctx context.Context, d *doc) {
 }
 
 func (h *Handler) addPublishes(ctx context.Context, user string, ps []anomaly.Publish, now time.Time) error {
-	for range 5 {
-		old, log, err := h.publishLog(ctx, user)
-		if err != nil {
-			return err
-		}
-		log, changed := log.Add(ps, now, publishKeep, publishMax)
+	return h.o.Meta.Update(ctx, bucketPublishers, []string{user}, func(_ string, old []byte) ([]byte, bool, error) {
+		log, changed := h.decodePublishLog(user, old).Add(ps, now, publishKeep, publishMax)
 		if !changed {
-			return nil
+			return nil, false, nil
 		}
 		raw, err := json.Marshal(log)
-		if err != nil {
-			return err
-		}
-		err = h.o.Meta.CompareAndSwap(ctx, bucketPublishers, user, old, raw)
-		if !errors.Is(err, cache.ErrConflict) {
-			return err
-		}
-	}
-	return fmt.Errorf("publisher log of %s keeps changing under us", user)
+		return raw, true, err
+	})
 }
 
-// publishLog returns a publisher's log and its stored bytes (nil: none).
-func (h *Handler) publishLog(ctx context.Context, user string) ([]byte, anomaly.PublishLog, error) {
+// publishLog returns a publisher's log.
+func (h *Handler) publishLog(ctx context.Context, user string) (anomaly.PublishLog, error) {
 	raw, err := h.o.Meta.Get(ctx, bucketPublishers, user)
 	if errors.Is(err, cache.ErrNotFound) {
-		return nil, nil, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, err
+	}
+	return h.decodePublishLog(user, raw), nil
+}
+
+// decodePublishLog decodes a stored log (nil: none). A corrupt log is
+// replaced: it only feeds a scoring signal.
+func (h *Handler) decodePublishLog(user string, raw []byte) anomaly.PublishLog {
+	if raw == nil {
+		return nil
 	}
 	var log anomaly.PublishLog
 	if err := json.Unmarshal(raw, &log); err != nil {
-		// A corrupt log is replaced: it only feeds a scoring signal.
 		h.o.Log.Warn("unreadable publisher log; starting it again", "publisher", user, "err", err)
-		return raw, nil, nil
+		return nil
 	}
-	return raw, log, nil
+	return log
 }
 
 // burstAcross runs anomaly.BurstAcross on a release with its publisher's
@@ -97,7 +93,7 @@ func (h *Handler) burstAcross(ctx context.Context, pkg string, r anomaly.Release
 	if r.Publisher == "" || r.TrustedPublisher != "" || len(r.Publisher) > maxUserName {
 		return nil
 	}
-	_, log, err := h.publishLog(ctx, r.Publisher)
+	log, err := h.publishLog(ctx, r.Publisher)
 	if err != nil {
 		h.o.Log.Warn("reading publisher activity", "publisher", r.Publisher, "err", err)
 		return nil

@@ -21,11 +21,6 @@ func (c *writeCounter) Put(ctx context.Context, bucket, key string, value []byte
 	return c.Meta.Put(ctx, bucket, key, value)
 }
 
-func (c *writeCounter) CompareAndSwap(ctx context.Context, bucket, key string, old, new []byte) error {
-	c.n.Add(1)
-	return c.Meta.CompareAndSwap(ctx, bucket, key, old, new)
-}
-
 func (c *writeCounter) Update(ctx context.Context, bucket string, keys []string, fn func(string, []byte) ([]byte, bool, error)) error {
 	c.n.Add(1)
 	return c.Meta.Update(ctx, bucket, keys, fn)

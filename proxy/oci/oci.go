@@ -47,7 +47,6 @@ type Meta interface {
 	Observation(ctx context.Context, key string) (cache.Observation, error)
 	Get(ctx context.Context, bucket, key string) ([]byte, error)
 	Put(ctx context.Context, bucket, key string, value []byte) error
-	CompareAndSwap(ctx context.Context, bucket, key string, old, new []byte) error
 	Update(ctx context.Context, bucket string, keys []string, fn func(key string, old []byte) ([]byte, bool, error)) error
 	Release(ctx context.Context, id, actor, reason string) (cache.Quarantine, error)
 }

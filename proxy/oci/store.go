@@ -60,28 +60,10 @@ func (h *Handler) putJSON(ctx context.Context, bucket, key string, v any) error 
 	return h.o.Meta.Put(ctx, bucket, key, b)
 }
 
-// update applies fn to the value under bucket/key (nil when absent) with
-// compare-and-swap, retrying on a concurrent change. fn returns false to
-// leave the value as it is.
+// update applies fn to the value under bucket/key (nil when absent) in
+// one transaction. fn returns false to leave the value as it is.
 func (h *Handler) update(ctx context.Context, bucket, key string, fn func(old []byte) ([]byte, bool, error)) error {
-	for range 16 {
-		old, err := h.o.Meta.Get(ctx, bucket, key)
-		if errors.Is(err, cache.ErrNotFound) {
-			old, err = nil, nil
-		}
-		if err != nil {
-			return err
-		}
-		nv, change, err := fn(old)
-		if err != nil || !change {
-			return err
-		}
-		err = h.o.Meta.CompareAndSwap(ctx, bucket, key, old, nv)
-		if !errors.Is(err, cache.ErrConflict) {
-			return err
-		}
-	}
-	return fmt.Errorf("%s/%s: too many concurrent updates", bucket, key)
+	return h.o.Meta.Update(ctx, bucket, []string{key}, func(_ string, old []byte) ([]byte, bool, error) { return fn(old) })
 }
 
 // link adds member to the set under bucket/key.
